@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Speed benchmarks (not timed tests): each prints a figure and, where there is one, its target.
+
+    python scripts/bench.py                # all benchmarks
+    python scripts/bench.py framework      # SB3 PPO directly vs through scripts/train.py's code path
+    python scripts/bench.py envs           # random-action steps/s of every mirabilis env
+
+Comparisons run both sides in one process, alternating, several rounds, and report the ratio of
+the medians, so that machine load affects both alike. Single torch thread, like the baselines'
+published figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def alternate(a: Callable[[], float], b: Callable[[], float], rounds: int) -> tuple[list[float], list[float]]:
+    """Run ``a`` and ``b`` (each returns steps/s) alternately ``rounds`` times."""
+    xs, ys = [], []
+    for i in range(rounds):
+        for fn, out in ((a, xs), (b, ys)) if i % 2 == 0 else ((b, ys), (a, xs)):
+            out.append(fn())
+    return xs, ys
+
+
+def report(name: str, ours: list[float], base: list[float], target: float, base_name: str) -> dict:
+    ratio = statistics.median(ours) / statistics.median(base)
+    verdict = "meets" if ratio >= target else "MISSES"
+    print(f"{name}: {statistics.median(ours):,.0f} vs {base_name} {statistics.median(base):,.0f} steps/s "
+          f"-> ratio {ratio:.3f} (target >= {target}; {verdict})", flush=True)
+    return {"name": name, "ours": ours, "baseline": base, "ratio": ratio, "target": target}
+
+
+def bench_framework(steps: int = 20_000, rounds: int = 3) -> dict:
+    """SB3 PPO on CartPole-v1: plain SB3 vs the train.py code path (registry, logger, checkpoints)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents import runner
+
+    config = runner.build_config(agent="ppo", env="CartPole-v1", total_steps=steps, seed=0)
+    hp = {k: v for k, v in config.hyperparams.items() if v is not None and k != "policy"}
+
+    def direct() -> float:
+        env = make_vec_env("CartPole-v1", n_envs=config.n_envs, seed=0)
+        model = PPO("MlpPolicy", env, seed=0, device="cpu", **hp)
+        start = time.perf_counter()
+        model.learn(steps)
+        return model.num_timesteps / (time.perf_counter() - start)
+
+    def framework() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = runner.train(config, Path(tmp) / "run", progress_bar=False)
+        return result.steps / result.seconds
+
+    ours, base = alternate(framework, direct, rounds)
+    return report("framework (train.py path / plain SB3), PPO CartPole-v1 20k", ours, base, 0.95, "SB3")
+
+
+ENV_TARGETS = {
+    "mirabilis/FoveaSearch-v0": 20_000,
+    "mirabilis/NoisyTVRoom-v0": 50_000,
+    "mirabilis/TMaze-v0": 50_000,
+    "mirabilis/POMaze-v0": 50_000,
+    "mirabilis/StartGoalNav-v0": 20_000,
+}
+
+
+def bench_envs(steps: int = 100_000) -> dict:
+    """Random-action steps/s through ``gymnasium.make`` (default kwargs and wrappers), one env."""
+    import gymnasium as gym
+
+    import envs
+
+    out = {}
+    for env_id in envs.ENVIRONMENTS:
+        try:
+            env = gym.make(env_id)
+        except (gym.error.Error, ModuleNotFoundError) as exc:
+            print(f"{env_id}: not available ({exc})")
+            continue
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        actions = [env.action_space.sample() for _ in range(1000)]
+        start = time.perf_counter()
+        for i in range(steps):
+            _, _, terminated, truncated, _ = env.step(actions[i % 1000])
+            if terminated or truncated:
+                env.reset()
+        rate = steps / (time.perf_counter() - start)
+        target = ENV_TARGETS[env_id]
+        print(f"{env_id:<28} {rate:>10,.0f} steps/s (target >= {target:,}; {'meets' if rate >= target else 'MISSES'})",
+              flush=True)
+        out[env_id] = rate
+    return out
+
+
+BENCHMARKS: dict[str, Callable[[], object]] = {"framework": bench_framework, "envs": bench_envs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        print(f"bench.py: error: unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(1)
+    for name in args.names or BENCHMARKS:
+        BENCHMARKS[name]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
