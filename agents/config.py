@@ -77,13 +77,23 @@ def _kind_of(annotation: Any, default: Any) -> tuple[str, bool]:
 
 
 def schema_from_signature(cls: type, skip: set[str] = frozenset()) -> dict[str, HyperParam]:
-    """The hyperparameters ``cls.__init__`` declares, with their kinds and defaults."""
+    """The hyperparameters ``cls.__init__`` declares, with their kinds and defaults.
+
+    A constructor that forwards ``**kwargs`` to its parent class also accepts the parent's
+    hyperparameters; its own declarations (e.g. a different default) take precedence.
+    """
     try:
         hints = typing.get_type_hints(cls.__init__)
     except Exception:  # forward references that cannot be resolved: fall back to raw annotations
         hints = {}
+    parameters = inspect.signature(cls.__init__).parameters
     schema = {}
-    for name, param in inspect.signature(cls.__init__).parameters.items():
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        for base in cls.__mro__[1:]:
+            if "__init__" in vars(base) and base is not object:
+                schema = schema_from_signature(base, skip)
+                break
+    for name, param in parameters.items():
         if name in NOT_HYPERPARAMS or name in skip or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             continue
         default = None if param.default is inspect.Parameter.empty else param.default

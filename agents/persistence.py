@@ -65,10 +65,13 @@ def load_agent(path: str | Path, env=None, expected_agent: str | None = None, te
         raise CheckpointError(f"{path} holds a {agent_id!r} agent, not {expected_agent!r}")
     if agent_id not in AGENTS:
         raise CheckpointError(f"{path} holds an agent {agent_id!r} that this version of mirabilis does not know")
+    spec = AGENTS[agent_id]
+    hyperparams = _coerced(spec, meta.get("hyperparams") or {})
     if env is None:
         if not meta.get("env"):
             raise CheckpointError(f"{path} does not record its env id: pass env= to load it")
-        env = make_vec_env(meta["env"], meta.get("env_kwargs") or {}, n_envs=1, seed=meta.get("seed"))
+        env = make_vec_env(meta["env"], meta.get("env_kwargs") or {}, n_envs=1, seed=meta.get("seed"),
+                           wrapper=spec.env_wrapper(hyperparams))
     elif not hasattr(env, "num_envs"):
         from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -79,11 +82,10 @@ def load_agent(path: str | Path, env=None, expected_agent: str | None = None, te
             raise CheckpointError(
                 f"{path} was trained with {name} {meta.get(name)}, but this env has {getattr(env, name)!r}"
             )
-    spec = AGENTS[agent_id]
     try:
         with warnings.catch_warnings():  # e.g. PPO's batch-size advice when rebuilt on fewer envs
             warnings.simplefilter("ignore")
-            model = spec.build(env, meta.get("seed"), tensorboard_log, _coerced(spec, meta.get("hyperparams") or {}))
+            model = spec.build(env, meta.get("seed"), tensorboard_log, hyperparams)
     except UsageError as exc:
         raise CheckpointError(f"{path}: cannot rebuild the agent: {exc}") from None
     checkpoint.restore_algorithm_state(model, state, str(path))

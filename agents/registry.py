@@ -44,6 +44,10 @@ class MirabilisAgent:
             except ValueError as exc:
                 raise UsageError(f"agent {agent_id!r}: {exc}") from None
 
+    def env_wrapper(self, hyperparams: dict[str, Any]):
+        wrapper = getattr(self.agent_class(), "env_wrapper", None)
+        return wrapper(hyperparams) if wrapper is not None else None
+
     def build(self, env, seed: int | None, tensorboard_log: str | None, hyperparams: dict[str, Any]):
         try:
             return self.agent_class()(env, seed=seed, tensorboard_log=tensorboard_log, **hyperparams)
@@ -71,6 +75,10 @@ class AgentSpec:
     def agent_class(self) -> type:
         return self.impl.agent_class()
 
+    def env_wrapper(self, hyperparams: dict[str, Any]):
+        """A gymnasium wrapper class this agent needs around each env (or ``None``)."""
+        return self.impl.env_wrapper(hyperparams) if hasattr(self.impl, "env_wrapper") else None
+
 
 AGENTS: dict[str, AgentSpec] = {
     agent_id: AgentSpec(agent_id, description, impl, "baseline") for agent_id, (impl, description) in BASELINES.items()
@@ -90,7 +98,13 @@ def get_agent(agent_id: str) -> AgentSpec:
 
 
 # The mirabilis agents. Each lives in its own module (one module per idea).
-MIRABILIS_AGENTS: dict[str, tuple[str, str]] = {}
+MIRABILIS_AGENTS: dict[str, tuple[str, str]] = {
+    "curious-c-m": ("agents.curious_cm:CuriousCM",
+                    "recurrent C + recurrent world model M; C paid for M's errors (1990) or learning progress (1991)"),
+    "lstm-rl": ("agents.lstm_rl:LSTMRL",
+                "LSTM controller by recurrent policy gradient with a vector critic; sees its previous action and reward"),
+    "dpg": ("agents.dpg:DPG", "deterministic policy gradients through a vector (per reward channel) critic, TD3's fixes (Sec. 13, 14)"),
+}
 
 for _id, (_entry, _description) in MIRABILIS_AGENTS.items():
     register_agent(_id, _entry, _description)

@@ -86,11 +86,12 @@ def resolve_env_id(env_id: str) -> str:
     return env_id
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any], render_mode: str | None = None) -> gym.Env:
-    """``gymnasium.make`` with constructor errors turned into one-line ``UsageError``s."""
+def make_env(env_id: str, env_kwargs: dict[str, Any], render_mode: str | None = None, wrapper=None) -> gym.Env:
+    """``gymnasium.make`` (plus an agent's ``wrapper``), constructor errors as one-line ``UsageError``s."""
     resolve_env_id(env_id)
     try:
-        return gym.make(env_id, render_mode=render_mode, **env_kwargs) if render_mode else gym.make(env_id, **env_kwargs)
+        env = gym.make(env_id, render_mode=render_mode, **env_kwargs) if render_mode else gym.make(env_id, **env_kwargs)
+        return wrapper(env) if wrapper is not None else env
     except (TypeError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"bad env kwargs for {env_id}: {message}") from None
@@ -98,12 +99,12 @@ def make_env(env_id: str, env_kwargs: dict[str, Any], render_mode: str | None = 
         raise UsageError(f"cannot make {env_id}: {exc}") from None
 
 
-def make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int | None):
-    """SB3's ``make_vec_env`` (DummyVecEnv + Monitor), after checking id and kwargs once."""
+def make_vec_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int | None, wrapper=None):
+    """SB3's ``make_vec_env`` (DummyVecEnv + Monitor [+ wrapper]), after checking id and kwargs once."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 
-    make_env(env_id, env_kwargs).close()  # fail fast and readably on a bad id or kwargs
-    return sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+    make_env(env_id, env_kwargs, wrapper=wrapper).close()  # fail fast and readably on a bad id or kwargs
+    return sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, wrapper_class=wrapper)
 
 
 def list_envs() -> list[tuple[str, str]]:
@@ -293,7 +294,8 @@ def train(
     """Train ``config`` into ``run_dir`` (or continue it with ``resume=True``)."""
     run_dir = Path(run_dir)
     spec = get_agent(config.agent)
-    env = make_vec_env(config.env, config.env_kwargs, config.n_envs, config.seed)
+    env = make_vec_env(config.env, config.env_kwargs, config.n_envs, config.seed,
+                       wrapper=spec.env_wrapper(config.hyperparams))
     if resume:
         ckpt = latest_checkpoint(run_dir)
         model = load_agent(ckpt, env=env, expected_agent=config.agent)

@@ -112,8 +112,11 @@ def record_training_video(model, config, run_dir: Path, n_episodes: int = 1) -> 
     """Record ``n_episodes`` evaluation episodes into ``run_dir/videos`` and TensorBoard."""
     from agents.runner import make_env
 
+    from agents.registry import get_agent
+
     headless()
-    env = make_env(config.env, config.env_kwargs, render_mode="rgb_array")
+    wrapper = get_agent(config.agent).env_wrapper(config.hyperparams)
+    env = make_env(config.env, config.env_kwargs, render_mode="rgb_array", wrapper=wrapper)
     folder = Path(run_dir) / "videos"
     prefix = f"step{model.num_timesteps}"
     recorder = _FrameKeepingRecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=prefix,

@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ckpt = runner.latest_checkpoint(run_dir)
         model = load_agent(ckpt, expected_agent=config.agent)
-        env = runner.make_env(config.env, config.env_kwargs, render_mode="human" if args.human else "rgb_array")
+        from agents.registry import get_agent
+
+        wrapper = get_agent(config.agent).env_wrapper(config.hyperparams)
+        env = runner.make_env(config.env, config.env_kwargs, render_mode="human" if args.human else "rgb_array",
+                              wrapper=wrapper)
         frames = []
         seed = args.seed if args.seed is not None else config.seed + 10_000
         episodes = run_episodes(model, env, args.episodes, deterministic=args.deterministic, seed=seed,

@@ -1,0 +1,488 @@
+"""Recurrent policy gradient with a vector critic: the shared learner of ``lstm-rl`` and ``curious-c-m``.
+
+Seed Sec. 4 and 13 (LSTM controllers trained by RL — Bakker 2002, Wierstra et al. 2007's
+recurrent policy gradients — with one critic value per reward channel). The algorithm, top to
+bottom:
+
+1. **Collect** ``n_steps`` steps from each of the ``n_envs`` envs with the LSTM controller C,
+   storing observations, actions, log-probabilities, C's recurrent state before each step and
+   the per-channel values ``V_c(h_t)``. The reward is a *vector* (``info["vector_reward"]``,
+   else the scalar as one channel); subclasses may append channels (curiosity) after collection.
+2. **Advantages per channel** by GAE, each channel with its own discount ``gamma_c``. Episodic
+   channels stop at episode ends (bootstrapping truncated episodes from ``V_c`` of the terminal
+   observation); non-episodic ones (curiosity) flow on across resets. C's advantage is the
+   weighted sum ``sum_c w_c A_c`` — so weights can change without relearning the critics.
+3. **Update** with PPO's clipped surrogate (Schulman et al. 2017), value loss summed over
+   channels, entropy bonus, for ``n_epochs`` over minibatches of *sequences*: the rollout is cut
+   at episode starts and every ``seq_len`` steps (truncated BPTT from the stored recurrent state),
+   and all segments run through one packed ``nn.LSTM`` call (:mod:`agents.sequences`).
+
+The controller's inputs are the observation (flattened; Discrete one-hot) — and, with
+``reward_inputs=True``, its previous action and reward vector, added by the env wrapper
+:class:`agents.wrappers.PreviousActionReward` so that ``predict(obs, state, episode_start)``
+stays all an evaluator needs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.utils import explained_variance, safe_mean
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from agents.base import MirabilisAlgorithm
+from agents.reward_channels import RewardChannels, env_reward_channels, resolve_weights, vector_rewards
+from agents.sequences import minibatches, split_segments
+from agents.wrappers import PreviousActionReward
+
+
+def flatten_obs_tensor(space: spaces.Space, obs) -> torch.Tensor:
+    """A batch of observations as a float ``[B, D]`` tensor (Discrete one-hot)."""
+    if isinstance(space, spaces.Discrete):
+        index = torch.as_tensor(np.asarray(obs), dtype=torch.long).reshape(-1) - int(space.start)
+        return F.one_hot(index, int(space.n)).float()
+    tensor = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+    return tensor.reshape(tensor.shape[0], -1)
+
+
+class RecurrentActorCritic(nn.Module):
+    """Encoder -> LSTM -> (policy head, vector value head with one output per reward channel)."""
+
+    def __init__(self, obs_dim: int, action_space: spaces.Space, n_channels: int, encoder_size: int,
+                 lstm_size: int):
+        super().__init__()
+        self.action_space = action_space
+        self.encoder = nn.Sequential(nn.Linear(obs_dim, encoder_size), nn.Tanh())
+        self.lstm = nn.LSTM(encoder_size, lstm_size)
+        if isinstance(action_space, spaces.Discrete):
+            self.policy_head = nn.Linear(lstm_size, int(action_space.n))
+            self.log_std = None
+        else:
+            dim = int(np.prod(action_space.shape))
+            self.policy_head = nn.Linear(lstm_size, dim)
+            self.log_std = nn.Parameter(torch.zeros(dim))
+        self.value_head = nn.Linear(lstm_size, n_channels)
+        for layer in (self.encoder[0], self.value_head):
+            nn.init.orthogonal_(layer.weight, np.sqrt(2) if layer is self.encoder[0] else 1.0)
+            nn.init.zeros_(layer.bias)
+        nn.init.orthogonal_(self.policy_head.weight, 0.01)
+        nn.init.zeros_(self.policy_head.bias)
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        out = self.policy_head(features)
+        if self.log_std is None:
+            return torch.distributions.Categorical(logits=out)
+        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
+
+    def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
+        logp = dist.log_prob(actions)
+        return logp if self.log_std is None else logp.sum(-1)
+
+    def entropy(self, dist) -> torch.Tensor:
+        ent = dist.entropy()
+        return ent if self.log_std is None else ent.sum(-1)
+
+    def step(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """One step for a batch: ``obs [B, D]``, ``state (h, c) [B, H]`` -> (features, new state)."""
+        x = self.encoder(obs).unsqueeze(0)
+        out, (h, c) = self.lstm(x, (state[0].unsqueeze(0), state[1].unsqueeze(0)))
+        return out[0], (h[0], c[0])
+
+    def sequence(self, obs: torch.Tensor, state0: tuple[torch.Tensor, torch.Tensor], lengths: np.ndarray):
+        """Padded segments ``obs [L, N, D]`` from ``state0 [N, H]`` -> features ``[L, N, H]``."""
+        x = self.encoder(obs)
+        packed = pack_padded_sequence(x, torch.as_tensor(lengths, dtype=torch.long), enforce_sorted=False)
+        out, _ = self.lstm(packed, (state0[0].unsqueeze(0).contiguous(), state0[1].unsqueeze(0).contiguous()))
+        out, _ = pad_packed_sequence(out, total_length=obs.shape[0])
+        return out
+
+
+@dataclass
+class Rollout:
+    """``n_steps`` × ``n_envs`` of experience; tensors are ``[T, B, ...]``."""
+
+    obs: torch.Tensor  # [T, B, D] flattened controller inputs
+    raw_obs: list  # the env's observations, for models that read them (e.g. M)
+    next_obs: list  # true next observation of each transition (terminal ones at episode ends)
+    actions: torch.Tensor  # [T, B] (Discrete) or [T, B, A]
+    log_probs: torch.Tensor  # [T, B]
+    values: np.ndarray  # [T, B, C_env]
+    rewards: np.ndarray  # [T, B, C_env]
+    episode_starts: np.ndarray  # [T, B] bool: obs[t] is the first of an episode
+    dones: np.ndarray  # [T, B] bool: the episode ended at step t
+    terminated: np.ndarray  # [T, B] bool: ended by termination (not truncation)
+    states: tuple[torch.Tensor, torch.Tensor]  # [T, B, H] C's state before step t (after reset)
+    last_values: np.ndarray  # [B, C_env]
+    infos: list  # [T] lists of infos
+
+
+class RecurrentVectorPG(MirabilisAlgorithm):
+    """LSTM actor with a vector critic, trained by sequence-batched recurrent PPO (see module doc)."""
+
+    agent_id = "recurrent-vector-pg"
+
+    def __init__(
+        self,
+        env,
+        learning_rate: float = 3e-4,
+        n_steps: int = 128,
+        n_epochs: int = 4,
+        n_minibatches: int = 4,
+        seq_len: int = 32,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float = 0.2,
+        ent_coef: float = 0.01,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        normalize_advantage: bool = True,
+        encoder_size: int = 64,
+        lstm_size: int = 64,
+        reward_weights: Any = None,
+        channel_gammas: dict | None = None,
+        reward_inputs: bool = False,
+        log_interval: int = 1,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        seed: int | None = None,
+        verbose: int = 0,
+        device: str = "cpu",
+        _init_setup_model: bool = True,
+    ):
+        self._record_hyperparams(locals())
+        for name, value, low in (("n_steps", n_steps, 1), ("n_epochs", n_epochs, 1), ("seq_len", seq_len, 1),
+                                 ("n_minibatches", n_minibatches, 1), ("encoder_size", encoder_size, 1),
+                                 ("lstm_size", lstm_size, 1)):
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        for name, value in (("gamma", gamma), ("gae_lambda", gae_lambda)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        super().__init__(
+            policy=RecurrentActorCritic, env=env, learning_rate=learning_rate, tensorboard_log=tensorboard_log,
+            verbose=verbose, device=device, seed=seed, stats_window_size=stats_window_size,
+            support_multi_env=True, supported_action_spaces=(spaces.Box, spaces.Discrete),
+        )
+        self.check_spaces(self.observation_space, self.action_space)
+        if reward_inputs and not self._env_has_reward_inputs():
+            raise ValueError(
+                "reward_inputs=True needs the env wrapped in agents.wrappers.PreviousActionReward "
+                "(scripts/train.py does this; in code: make_vec_env(..., wrapper_class=PreviousActionReward))"
+            )
+        self.n_steps, self.n_epochs, self.n_minibatches, self.seq_len = n_steps, n_epochs, n_minibatches, seq_len
+        self.gamma, self.gae_lambda, self.clip_range = gamma, gae_lambda, clip_range
+        self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
+        self.normalize_advantage = normalize_advantage
+        self.encoder_size, self.lstm_size = encoder_size, lstm_size
+        self.reward_weights, self.channel_gammas, self.reward_inputs = reward_weights, channel_gammas, reward_inputs
+        self.log_interval = log_interval
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------ set-up
+
+    @classmethod
+    def env_wrapper(cls, hyperparams: dict[str, Any]):
+        """The gymnasium wrapper the runner puts around each env for these hyperparameters."""
+        return PreviousActionReward if hyperparams.get("reward_inputs") else None
+
+    def _env_has_reward_inputs(self) -> bool:
+        try:
+            return bool(self.env.env_is_wrapped(PreviousActionReward)[0])
+        except (AttributeError, IndexError):
+            return False
+
+    def _reward_channels(self) -> RewardChannels:
+        """The env's channels with their weights and discounts; subclasses append their own."""
+        names, env_weights = env_reward_channels(self.env)
+        weights = resolve_weights(names, env_weights, self.reward_weights)
+        gammas = np.full(len(names), self.gamma, dtype=np.float32)
+        for key, value in (self.channel_gammas or {}).items():
+            if key not in names:
+                raise ValueError(f"channel_gammas: unknown channel {key!r}; channels are {names}")
+            gammas[names.index(key)] = float(value)
+        return RewardChannels(names, weights, gammas)
+
+    def _setup_model(self) -> None:
+        self.set_random_seed(self.seed)
+        self._rng = np.random.default_rng(self.seed)
+        self.n_env_channels = len(env_reward_channels(self.env)[0])
+        self.channels = self._reward_channels()
+        obs_dim = spaces.flatdim(self.observation_space)
+        self.policy = RecurrentActorCritic(obs_dim, self.action_space, len(self.channels), self.encoder_size,
+                                           self.lstm_size).to(self.device)
+        self.policy.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.learning_rate, eps=1e-5)
+        self._lstm_state = None
+
+    def _get_torch_save_params(self):
+        return ["policy", "policy.optimizer"], []
+
+    def _initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(n, self.lstm_size, device=self.device)
+        return zeros, zeros.clone()
+
+    # ------------------------------------------------------------------ acting
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        """SB3's recurrent ``predict``: returns ``(actions, (h, c))`` with numpy states ``[B, H]``."""
+        obs_space = self.observation_space
+        single = (np.asarray(observation).shape == obs_space.shape) if isinstance(obs_space, spaces.Box) \
+            else np.ndim(observation) == 0
+        obs = np.asarray(observation)[None] if single else np.asarray(observation)
+        if isinstance(obs_space, spaces.Box) and obs.shape[1:] != obs_space.shape:
+            raise ValueError(f"observation shape {obs.shape[1:]} does not match {obs_space.shape}"
+                             + (" (was the env wrapped in PreviousActionReward?)" if self.reward_inputs else ""))
+        n = obs.shape[0]
+        with torch.no_grad():
+            if state is None:
+                h, c = self._initial_state(n)
+            else:
+                h, c = (torch.as_tensor(s, dtype=torch.float32, device=self.device) for s in state)
+            if episode_start is not None:
+                keep = 1.0 - torch.as_tensor(np.asarray(episode_start, dtype=np.float32), device=self.device)
+                h, c = h * keep[:, None], c * keep[:, None]
+            features, (h, c) = self.policy.step(flatten_obs_tensor(obs_space, obs).to(self.device), (h, c))
+            dist = self.policy.distribution(features)
+            if deterministic:
+                action = dist.probs.argmax(-1) if self.policy.log_std is None else dist.mean
+            else:
+                action = dist.sample()
+        actions = self._env_actions(action)
+        return (actions[0] if single else actions), (h.cpu().numpy(), c.cpu().numpy())
+
+    def _env_actions(self, action: torch.Tensor) -> np.ndarray:
+        actions = action.cpu().numpy()
+        if isinstance(self.action_space, spaces.Box):
+            actions = np.clip(actions.reshape(-1, *self.action_space.shape), self.action_space.low,
+                              self.action_space.high)
+        return actions
+
+    # ------------------------------------------------------------------ 1. collect
+
+    def collect_rollout(self, callback) -> Rollout | None:
+        env, T, B = self.env, self.n_steps, self.env.num_envs
+        if self._lstm_state is None:
+            self._lstm_state = self._initial_state(B)
+        C = self.n_env_channels
+        obs_buf, actions, log_probs, raw_obs, next_obs, infos_all = [], [], [], [], [], []
+        values = np.zeros((T, B, C), np.float32)
+        rewards = np.zeros((T, B, C), np.float32)
+        starts = np.zeros((T, B), bool)
+        dones = np.zeros((T, B), bool)
+        terminated = np.zeros((T, B), bool)
+        states_h = torch.zeros(T, B, self.lstm_size)
+        states_c = torch.zeros(T, B, self.lstm_size)
+        gammas = torch.as_tensor(self.channels.gammas[:C])
+        callback.on_rollout_start()
+        h, c = self._lstm_state
+        for t in range(T):
+            start = np.asarray(self._last_episode_starts, dtype=bool)
+            keep = torch.as_tensor(1.0 - start.astype(np.float32))[:, None]
+            h, c = h * keep, c * keep
+            obs_t = flatten_obs_tensor(self.observation_space, self._last_obs)
+            with torch.no_grad():
+                features, (h_next, c_next) = self.policy.step(obs_t, (h, c))
+                dist = self.policy.distribution(features)
+                action = dist.sample()
+                logp = self.policy.log_prob(dist, action)
+                value = self.policy.value_head(features)[:, :C]
+            new_obs, reward, done, infos = env.step(self._env_actions(action))
+            self.num_timesteps += B
+            callback.update_locals(locals())
+            if not callback.on_step():
+                self._lstm_state = (h_next, c_next)
+                return None
+            self._update_info_buffer(infos, done)
+            vec = vector_rewards(infos, reward, C)
+            ended = np.flatnonzero(done)
+            nxt = new_obs.copy() if isinstance(new_obs, np.ndarray) else new_obs
+            for i in ended:
+                info = infos[i]
+                if "terminal_observation" in info:
+                    nxt[i] = info["terminal_observation"]
+                    terminated[t, i] = not info.get("TimeLimit.truncated", False)
+                    if info.get("TimeLimit.truncated", False):  # bootstrap episodic channels
+                        with torch.no_grad():
+                            term = flatten_obs_tensor(self.observation_space, info["terminal_observation"][None])
+                            f_term, _ = self.policy.step(term, (h_next[i:i + 1], c_next[i:i + 1]))
+                            v_term = self.policy.value_head(f_term)[0, :C]
+                        vec[i] += (gammas * v_term).numpy() * self.channels.episodic[:C]
+                else:
+                    terminated[t, i] = True
+            obs_buf.append(obs_t)
+            raw_obs.append(self._last_obs)
+            next_obs.append(nxt)
+            actions.append(action)
+            log_probs.append(logp)
+            values[t], rewards[t], starts[t], dones[t] = value.numpy(), vec, start, done
+            states_h[t], states_c[t] = h, c
+            infos_all.append(infos)
+            self._last_obs, self._last_episode_starts = new_obs, done
+            h, c = h_next, c_next
+        self._lstm_state = (h, c)
+        with torch.no_grad():  # values of the observations after the rollout
+            keep = torch.as_tensor(1.0 - np.asarray(self._last_episode_starts, np.float32))[:, None]
+            f_last, _ = self.policy.step(flatten_obs_tensor(self.observation_space, self._last_obs), (h * keep, c * keep))
+            last_values = self.policy.value_head(f_last)[:, :C].numpy()
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return Rollout(torch.stack(obs_buf), raw_obs, next_obs, torch.stack(actions), torch.stack(log_probs),
+                       values, rewards, starts, dones, terminated, (states_h, states_c), last_values, infos_all)
+
+    def _extra_rewards(self, rollout: Rollout) -> np.ndarray | None:
+        """Rewards ``[T, B, K]`` of the channels a subclass appends (e.g. curiosity); none here."""
+        return None
+
+    def _extra_values(self, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
+        """``V`` of the appended channels along the rollout and after it, from C's value head."""
+        K = len(self.channels) - self.n_env_channels
+        if K == 0:
+            T, B = rollout.dones.shape
+            return np.zeros((T, B, 0), np.float32), np.zeros((B, 0), np.float32)
+        with torch.no_grad():
+            seg = split_segments(rollout.episode_starts, self.n_steps)
+            values = self._sequence_outputs(rollout, seg)[1][..., self.n_env_channels:]
+            T, B = rollout.dones.shape
+            out = np.zeros((T, B, K), np.float32)
+            out[seg.t_index[seg.mask], seg.b_index[seg.mask]] = values[torch.as_tensor(seg.mask)].numpy()
+            h, c = self._lstm_state
+            keep = torch.as_tensor(1.0 - np.asarray(self._last_episode_starts, np.float32))[:, None]
+            f_last, _ = self.policy.step(flatten_obs_tensor(self.observation_space, self._last_obs), (h * keep, c * keep))
+            last = self.policy.value_head(f_last)[:, self.n_env_channels:].numpy()
+        return out, last
+
+    # ------------------------------------------------------------------ 2. advantages
+
+    def compute_advantages(self, rewards, values, last_values, dones, terminated) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel GAE. Episodic channels cut at episode ends; the others bootstrap across."""
+        T = rewards.shape[0]
+        gammas, episodic = self.channels.gammas, self.channels.episodic
+        advantages = np.zeros_like(rewards)
+        last_gae = np.zeros_like(last_values)
+        for t in reversed(range(T)):
+            next_values = last_values if t == T - 1 else values[t + 1]
+            not_done = 1.0 - dones[t].astype(np.float32)[:, None]
+            nonterminal = np.where(episodic[None, :], not_done, 1.0)
+            delta = rewards[t] + gammas * next_values * nonterminal - values[t]
+            last_gae = delta + gammas * self.gae_lambda * nonterminal * last_gae
+            advantages[t] = last_gae
+        return advantages, advantages + values
+
+    # ------------------------------------------------------------------ 3. update
+
+    def _sequence_outputs(self, rollout: Rollout, seg):
+        """Distribution parameters and values for padded segments ``seg`` of the rollout."""
+        t_idx, b_idx = torch.as_tensor(seg.t_index), torch.as_tensor(seg.b_index)
+        obs = rollout.obs[t_idx, b_idx]
+        starts = torch.as_tensor(seg.starts), torch.as_tensor(seg.b_index[0])
+        state0 = (rollout.states[0][starts[0], starts[1]], rollout.states[1][starts[0], starts[1]])
+        features = self.policy.sequence(obs, state0, seg.lengths)
+        return features, self.policy.value_head(features)
+
+    def train_on_rollout(self, rollout: Rollout, values: np.ndarray, advantages: np.ndarray,
+                         returns: np.ndarray) -> dict[str, float]:
+        """PPO epochs over minibatches of sequences; ``values`` ``[T, B, C]`` as collected."""
+        weights = torch.as_tensor(self.channels.weights)
+        adv_all = torch.as_tensor(advantages)
+        ret_all = torch.as_tensor(returns)
+        segments = split_segments(rollout.episode_starts, self.seq_len)
+        stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip_fraction": []}
+        for _ in range(self.n_epochs):
+            for mb in minibatches(segments, self.n_minibatches, self._rng):
+                mask = torch.as_tensor(mb.mask)
+                t_idx, b_idx = torch.as_tensor(mb.t_index), torch.as_tensor(mb.b_index)
+                features, predicted = self._sequence_outputs(rollout, mb)
+                features, predicted = features[mask], predicted[mask]
+                dist = self.policy.distribution(features)
+                actions = rollout.actions[t_idx, b_idx][mask]
+                logp = self.policy.log_prob(dist, actions)
+                old_logp = rollout.log_probs[t_idx, b_idx][mask]
+                adv = (adv_all[t_idx, b_idx][mask] * weights).sum(-1)
+                if self.normalize_advantage and adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                ratio = torch.exp(logp - old_logp)
+                policy_loss = -torch.min(adv * ratio, adv * ratio.clamp(1 - self.clip_range, 1 + self.clip_range)).mean()
+                value_loss = F.mse_loss(predicted, ret_all[t_idx, b_idx][mask], reduction="none").sum(-1).mean()
+                entropy = self.policy.entropy(dist).mean()
+                loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+                with torch.no_grad():
+                    log_ratio = logp - old_logp
+                    stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
+                    stats["clip_fraction"].append(((ratio - 1).abs() > self.clip_range).float().mean().item())
+                stats["policy_loss"].append(policy_loss.item())
+                stats["value_loss"].append(value_loss.item())
+                stats["entropy"].append(entropy.item())
+            self._n_updates += 1
+        out = {f"train/{k}": float(np.mean(v)) for k, v in stats.items()}
+        weighted_values = values @ self.channels.weights
+        out["train/explained_variance"] = float(explained_variance(weighted_values.ravel(),
+                                                                    (returns @ self.channels.weights).ravel()))
+        for i, name in enumerate(self.channels.names):
+            out[f"values/{name}"] = float(values[..., i].mean())
+        return out
+
+    # ------------------------------------------------------------------ the loop
+
+    def learn(self, total_timesteps: int, callback=None, log_interval: int | None = None, tb_log_name: str = "",
+              reset_num_timesteps: bool = True, progress_bar: bool = False):
+        total_timesteps, callback = self._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name,
+                                                      progress_bar)
+        if reset_num_timesteps or self._lstm_state is None:
+            self._lstm_state = None
+        log_interval = log_interval or self.log_interval
+        callback.on_training_start(locals(), globals())
+        iteration = 0
+        while self.num_timesteps < total_timesteps:
+            rollout = self.collect_rollout(callback)
+            if rollout is None:
+                break
+            iteration += 1
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            extra_rewards = self._extra_rewards(rollout)
+            extra_values, extra_last = self._extra_values(rollout)
+            rewards = rollout.rewards if extra_rewards is None else np.concatenate([rollout.rewards, extra_rewards], -1)
+            values = np.concatenate([rollout.values, extra_values], -1)
+            last_values = np.concatenate([rollout.last_values, extra_last], -1)
+            advantages, returns = self.compute_advantages(rewards, values, last_values, rollout.dones,
+                                                          rollout.terminated)
+            logs = self.train_on_rollout(rollout, values, advantages, returns)
+            logs.update(self._after_update(rollout))
+            for i, name in enumerate(self.channels.names):
+                logs[f"rollout/reward_{name}"] = float(rewards[..., i].mean())
+            for key, value in logs.items():
+                self.logger.record(key, value)
+            if iteration % log_interval == 0:
+                self._dump_logs()
+        callback.on_training_end()
+        return self
+
+    def _after_update(self, rollout: Rollout) -> dict[str, float]:
+        """Hook after C's update (train M, curiosity statistics...); returns log scalars."""
+        return {}
+
+    def _dump_logs(self) -> None:
+        elapsed = max(time.time_ns() - self.start_time, 1) / 1e9
+        fps = int((self.num_timesteps - self._num_timesteps_at_start) / elapsed)
+        if self.ep_info_buffer:
+            self.logger.record("rollout/ep_rew_mean", safe_mean([ep["r"] for ep in self.ep_info_buffer]))
+            self.logger.record("rollout/ep_len_mean", safe_mean([ep["l"] for ep in self.ep_info_buffer]))
+        if self.ep_success_buffer:
+            self.logger.record("rollout/success_rate", safe_mean(self.ep_success_buffer))
+        self.logger.record("time/fps", fps)
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+

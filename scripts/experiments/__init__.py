@@ -1,0 +1,1 @@
+"""Experiments run by ``scripts/reproduce.py NAME``: one module per experiment (see common.py)."""

@@ -1,0 +1,132 @@
+"""What every experiment shares: run specs, parallel seeds, metrics.json, tables and plots.
+
+An experiment module ``scripts/experiments/<name>.py`` defines
+
+* ``DESCRIPTION`` — one line;
+* ``plan(quick: bool) -> list[RunSpec]`` — every (label, seed) run, at toy budget when ``quick``;
+* ``run(spec: RunSpec, out_dir: Path) -> dict[str, float | list | None]`` — train and evaluate
+  one run (in a worker process, one torch thread) and return its metrics;
+* ``report(result: ExperimentResult, out_dir: Path) -> None`` — write ``README.md`` (table,
+  plots, GIF) from the collected runs.
+
+``scripts/reproduce.py`` runs the plan on all cores, writes ``metrics.json`` (the contract in
+shared DESIGN.md) and calls ``report``. Numbers in ``results/`` come only from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass
+class RunSpec:
+    label: str
+    agent: str
+    env: str
+    seed: int
+    total_steps: int
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    hyperparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # experiment-specific knobs
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    experiment: str
+    command: str
+    quick: bool
+    wall_time_s: float
+    runs: list[dict[str, Any]]
+
+    def labels(self) -> list[str]:
+        seen = []
+        for run in self.runs:
+            if run["label"] not in seen:
+                seen.append(run["label"])
+        return seen
+
+    def values(self, label: str, metric: str) -> list[float]:
+        return [r["metrics"].get(metric) for r in self.runs if r["label"] == label
+                and r["metrics"].get(metric) is not None]
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return sha.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def write_metrics(result: ExperimentResult, out_dir: Path) -> Path:
+    data = {
+        "experiment": result.experiment,
+        "commit": git_commit(),
+        "command": result.command,
+        "quick": result.quick,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "machine": machine(),
+        "runs": result.runs,
+    }
+    path = out_dir / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return float("nan"), float("nan")
+    m = sum(values) / len(values)
+    var = sum((v - m) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return m, math.sqrt(var)
+
+
+def fmt(mean: float, std: float, digits: int = 2) -> str:
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def header_lines(result: ExperimentResult, title: str) -> list[str]:
+    lines = [f"# {title}", ""]
+    if result.quick:
+        lines += ["> **Quick mode (toy budget, for CI): these numbers say nothing about the claim.**", ""]
+    lines += [
+        f"Regenerate with `{result.command}` "
+        f"({result.wall_time_s / 60:.1f} min on {machine()}; commit `{git_commit()[:12]}`).",
+        "Every number below comes from `metrics.json` in this folder, written by that command.",
+        "",
+    ]
+    return lines
