@@ -56,7 +56,8 @@ class RecurrentActorCritic(nn.Module):
     """Encoder -> LSTM -> (policy head, vector value head with one output per reward channel)."""
 
     def __init__(self, obs_dim: int, action_space: spaces.Space, n_channels: int, encoder_size: int,
-                 lstm_size: int):
+                 lstm_size: int, forget_bias: float | None = None, previous_action: slice | None = None,
+                 persistence: float = 0.0):
         super().__init__()
         self.action_space = action_space
         self.encoder = nn.Sequential(nn.Linear(obs_dim, encoder_size), nn.Tanh())
@@ -74,9 +75,32 @@ class RecurrentActorCritic(nn.Module):
             nn.init.zeros_(layer.bias)
         nn.init.orthogonal_(self.policy_head.weight, 0.01)
         nn.init.zeros_(self.policy_head.bias)
+        # Persistence prior: a learnable skip connection from the previous action (an input, Sec. 13) to
+        # the logits, initialised to ``persistence * identity`` -- the initial policy tends to repeat its
+        # last action, so its random exploration is a persistent walk rather than a dither.
+        self.previous_action = previous_action
+        self.persistence = None
+        if persistence:
+            n = int(action_space.n)
+            self.persistence = nn.Linear(n, n, bias=False)
+            with torch.no_grad():
+                self.persistence.weight.copy_(persistence * torch.eye(n))
+        if forget_bias is not None:  # gates i, f, g, o: a forget gate near 1 keeps memories at the start
+            with torch.no_grad():
+                self.lstm.bias_ih_l0[lstm_size:2 * lstm_size].fill_(forget_bias)
+                self.lstm.bias_hh_l0[lstm_size:2 * lstm_size].zero_()
 
-    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+    def logits(self, features: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
+        """The policy head's output (Discrete: logits; Box: means); ``obs`` are the inputs of the same steps."""
         out = self.policy_head(features)
+        if self.persistence is not None:
+            if obs is None:
+                raise ValueError("the persistence prior needs the inputs (obs) of the steps")
+            out = out + self.persistence(obs[..., self.previous_action])
+        return out
+
+    def distribution(self, features: torch.Tensor, obs: torch.Tensor | None = None) -> torch.distributions.Distribution:
+        out = self.logits(features, obs)
         if self.log_std is None:
             return torch.distributions.Categorical(logits=out)
         return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
@@ -91,9 +115,25 @@ class RecurrentActorCritic(nn.Module):
 
     def step(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """One step for a batch: ``obs [B, D]``, ``state (h, c) [B, H]`` -> (features, new state)."""
-        x = self.encoder(obs).unsqueeze(0)
-        out, (h, c) = self.lstm(x, (state[0].unsqueeze(0), state[1].unsqueeze(0)))
-        return out[0], (h[0], c[0])
+        lstm = self.lstm  # one cell step with the LSTM's own weights: same maths, less overhead
+        h, c = torch.lstm_cell(self.encoder(obs), state, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0,
+                               lstm.bias_hh_l0)
+        return h, (h, c)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """Sample one step for a batch: (actions, their log-probabilities, all values, new state)."""
+        features, state = self.step(obs, state)
+        out = self.logits(features, obs)
+        if self.log_std is None:  # what Categorical(logits=out).sample() / .log_prob() do, minus the checks
+            action = torch.multinomial(F.softmax(out, -1), 1, True)
+            logp = torch.log_softmax(out, -1).gather(-1, action)[:, 0]
+            action = action[:, 0]
+        else:
+            dist = self.distribution(features, obs)
+            action = dist.sample()
+            logp = self.log_prob(dist, action)
+        return action, logp, self.value_head(features), state
 
     def sequence(self, obs: torch.Tensor, state0: tuple[torch.Tensor, torch.Tensor], lengths: np.ndarray):
         """Padded segments ``obs [L, N, D]`` from ``state0 [N, H]`` -> features ``[L, N, H]``."""
@@ -145,6 +185,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         normalize_advantage: bool = True,
         encoder_size: int = 64,
         lstm_size: int = 64,
+        forget_bias: float | None = None,
+        persistence: float = 0.0,
         reward_weights: Any = None,
         channel_gammas: dict | None = None,
         reward_inputs: bool = False,
@@ -182,7 +224,11 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.gamma, self.gae_lambda, self.clip_range = gamma, gae_lambda, clip_range
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.normalize_advantage = normalize_advantage
-        self.encoder_size, self.lstm_size = encoder_size, lstm_size
+        self.encoder_size, self.lstm_size, self.forget_bias = encoder_size, lstm_size, forget_bias
+        if persistence and not (reward_inputs and isinstance(self.action_space, spaces.Discrete)):
+            raise ValueError("persistence (a prior to repeat the previous action) needs reward_inputs=True and a "
+                             f"Discrete action space, got reward_inputs={reward_inputs} and {self.action_space}")
+        self.persistence = persistence
         self.reward_weights, self.channel_gammas, self.reward_inputs = reward_weights, channel_gammas, reward_inputs
         self.log_interval = log_interval
         if _init_setup_model:
@@ -218,8 +264,13 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.n_env_channels = len(env_reward_channels(self.env)[0])
         self.channels = self._reward_channels()
         obs_dim = spaces.flatdim(self.observation_space)
+        previous_action = None
+        if self.reward_inputs:  # PreviousActionReward's layout: [obs, previous action, previous reward vector]
+            end = obs_dim - self.n_env_channels
+            previous_action = slice(end - spaces.flatdim(self.action_space), end)
         self.policy = RecurrentActorCritic(obs_dim, self.action_space, len(self.channels), self.encoder_size,
-                                           self.lstm_size).to(self.device)
+                                           self.lstm_size, self.forget_bias, previous_action,
+                                           self.persistence).to(self.device)
         self.policy.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.learning_rate, eps=1e-5)
         self._lstm_state = None
 
@@ -250,8 +301,9 @@ class RecurrentVectorPG(MirabilisAlgorithm):
             if episode_start is not None:
                 keep = 1.0 - torch.as_tensor(np.asarray(episode_start, dtype=np.float32), device=self.device)
                 h, c = h * keep[:, None], c * keep[:, None]
-            features, (h, c) = self.policy.step(flatten_obs_tensor(obs_space, obs).to(self.device), (h, c))
-            dist = self.policy.distribution(features)
+            x = flatten_obs_tensor(obs_space, obs).to(self.device)
+            features, (h, c) = self.policy.step(x, (h, c))
+            dist = self.policy.distribution(features, x)
             if deterministic:
                 action = dist.probs.argmax(-1) if self.policy.log_std is None else dist.mean
             else:
@@ -286,15 +338,12 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         h, c = self._lstm_state
         for t in range(T):
             start = np.asarray(self._last_episode_starts, dtype=bool)
-            keep = torch.as_tensor(1.0 - start.astype(np.float32))[:, None]
-            h, c = h * keep, c * keep
+            if start.any():
+                keep = torch.as_tensor(~start, dtype=torch.float32)[:, None]
+                h, c = h * keep, c * keep
             obs_t = flatten_obs_tensor(self.observation_space, self._last_obs)
-            with torch.no_grad():
-                features, (h_next, c_next) = self.policy.step(obs_t, (h, c))
-                dist = self.policy.distribution(features)
-                action = dist.sample()
-                logp = self.policy.log_prob(dist, action)
-                value = self.policy.value_head(features)[:, :C]
+            action, logp, value, (h_next, c_next) = self.policy.act(obs_t, (h, c))
+            value = value[:, :C]
             new_obs, reward, done, infos = env.step(self._env_actions(action))
             self.num_timesteps += B
             callback.update_locals(locals())
@@ -402,7 +451,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                 t_idx, b_idx = torch.as_tensor(mb.t_index), torch.as_tensor(mb.b_index)
                 features, predicted = self._sequence_outputs(rollout, mb)
                 features, predicted = features[mask], predicted[mask]
-                dist = self.policy.distribution(features)
+                dist = self.policy.distribution(features, rollout.obs[t_idx, b_idx][mask])
                 actions = rollout.actions[t_idx, b_idx][mask]
                 logp = self.policy.log_prob(dist, actions)
                 old_logp = rollout.log_probs[t_idx, b_idx][mask]

@@ -41,8 +41,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "results" / "runs"
 
 #: What ``python scripts/train.py`` runs with no arguments.
-DEFAULT_AGENT = "ppo"
-DEFAULT_ENV = "CartPole-v1"
+DEFAULT_AGENT = "curious-c-m"
+DEFAULT_ENV = "mirabilis/NoisyTVRoom-v0"
 DEFAULT_TOTAL_STEPS = 100_000
 RUN_KEYS = ("agent", "env", "env_kwargs", "seed", "total_steps", "n_envs", "checkpoint_freq", "hyperparams")
 
