@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
@@ -35,7 +34,7 @@ from stable_baselines3.common.logger import configure
 from agents import config as cfg
 from agents.errors import UsageError, unknown
 from agents.persistence import load_agent, read_meta, save_agent
-from agents.registry import AGENTS, get_agent
+from agents.registry import get_agent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = REPO_ROOT / "results" / "runs"

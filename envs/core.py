@@ -163,6 +163,39 @@ class ScalarizeWrapper(gym.Wrapper):
 # --------------------------------------------------------------------------- rendering
 
 
+class RenderMixin:
+    """Gymnasium's ``render()`` for the mirabilis envs: each env draws in ``_render_frame()``."""
+
+    render_mode: str | None
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human' "
+                            "to gymnasium.make")
+            return None
+        return self._render_frame()
+
+    def _render_frame(self):  # pragma: no cover - every env overrides it
+        raise NotImplementedError
+
+
+_FONTS: dict[int, Any] = {}
+
+
+def get_font(size: int):
+    """pygame's bundled default font at ``size`` (cached), or ``None`` where pygame has no fonts."""
+    if size not in _FONTS:
+        try:
+            import pygame.font
+
+            if not pygame.font.get_init():
+                pygame.font.init()
+            _FONTS[size] = pygame.font.Font(None, size)
+        except Exception:  # pragma: no cover - pygame built without SDL_ttf
+            _FONTS[size] = None
+    return _FONTS[size]
+
+
 class Canvas:
     """A pygame surface that renders to ``rgb_array`` frames or a ``human`` window.
 

@@ -14,7 +14,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.core import Canvas, VectorRewardMixin, check_choice, check_float, check_int, check_render_mode
+from envs.core import (
+    Canvas,
+    RenderMixin,
+    VectorRewardMixin,
+    check_choice,
+    check_float,
+    check_int,
+    check_render_mode,
+    get_font,
+)
 
 #: Names of the four shapes and four colours; kind ``k`` is shape ``k % 4`` in colour
 #: ``(k + k // 4) % 4`` — kinds 0..3 differ in both shape and colour, all 16 kinds are distinct.
@@ -138,7 +147,7 @@ def _sum_into(terms: list[np.ndarray], out: np.ndarray) -> None:
         out += t
 
 
-class FoveaSearchEnv(VectorRewardMixin, gym.Env):
+class FoveaSearchEnv(VectorRewardMixin, RenderMixin, gym.Env):
     """Move a multi-resolution fovea over a hidden scene until it rests on the named target.
 
     ## Description
@@ -511,10 +520,7 @@ class FoveaSearchEnv(VectorRewardMixin, gym.Env):
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode= to gymnasium.make")
-            return None
+    def _render_frame(self):
         if not self._has_scene:
             raise RuntimeError("call reset() before render()")
         import pygame
@@ -549,7 +555,7 @@ class FoveaSearchEnv(VectorRewardMixin, gym.Env):
         pts = [((x * scale), (y * scale)) for x, y in self.fixations]
         if len(pts) > 1:
             pygame.draw.lines(surf, (255, 140, 220), False, pts, 2)
-        font = _font(15)
+        font = get_font(15)
         for i, (px, py) in enumerate(pts):
             pygame.draw.circle(surf, (255, 140, 220), (px, py), 4)
             if font is not None and i < len(pts) - 1:
@@ -569,17 +575,17 @@ class FoveaSearchEnv(VectorRewardMixin, gym.Env):
         pygame.draw.rect(surf, (30, 30, 40), pygame.Rect(view, 0, panel, surf.get_height()))
         y = 10
         if font is not None:
-            surf.blit(_font(20).render("goal", True, (230, 230, 230)), (x0, y))
+            surf.blit(get_font(20).render("goal", True, (230, 230, 230)), (x0, y))
         icon = 44
         mask = self._masks[kind_shape(self.target_kind)]
         img = np.where(mask[..., None], COLOURS_U8[kind_colour(self.target_kind)], 40).astype(np.uint8)
         icon_surf = pygame.surfarray.make_surface(np.ascontiguousarray(img.transpose(1, 0, 2)))
         surf.blit(pygame.transform.scale(icon_surf, (icon, icon)), (x0, y + 24))
         if font is not None:
-            surf.blit(_font(18).render(kind_name(self.target_kind), True, (230, 230, 230)), (x0 + icon + 10, y + 38))
+            surf.blit(get_font(18).render(kind_name(self.target_kind), True, (230, 230, 230)), (x0 + icon + 10, y + 38))
         y += 24 + icon + 14
         if font is not None:
-            surf.blit(_font(20).render("what C sees", True, (230, 230, 230)), (x0, y))
+            surf.blit(get_font(20).render("what C sees", True, (230, 230, 230)), (x0, y))
         y += 22
         glimpses = np.clip(self._glimpse_view * 255.0 + 0.5, 0, 255).astype(np.uint8)
         for s in range(self.n_scales):
@@ -597,7 +603,7 @@ class FoveaSearchEnv(VectorRewardMixin, gym.Env):
             y = max(y, surf.get_height() - 70)
             status = "FOUND" if self._found else ("gave up" if self.saccades >= self.max_saccades else "searching")
             scol = (90, 255, 120) if self._found else (230, 230, 230)
-            big = _font(20)
+            big = get_font(20)
             surf.blit(big.render(f"saccade {self.saccades}/{self.max_saccades}", True, (230, 230, 230)), (x0, y))
             surf.blit(big.render(f"return {self._return:+.2f}", True, (230, 230, 230)), (x0, y + 20))
             surf.blit(big.render(status, True, scol), (x0, y + 40))
@@ -611,18 +617,5 @@ class FoveaSearchEnv(VectorRewardMixin, gym.Env):
 
 _UNPICKLED = ("retina", "_glimpse_view", "_canvas_img", "_canvas", "_scene_surface")
 _SCALE_COLOURS = ((80, 240, 255), (80, 170, 255), (150, 120, 255), (200, 110, 220), (230, 110, 160))
-_FONTS: dict[int, Any] = {}
 
 
-def _font(size: int):
-    """A cached default pygame font, or None where pygame has no font support."""
-    if size not in _FONTS:
-        try:
-            import pygame.font
-
-            if not pygame.font.get_init():
-                pygame.font.init()
-            _FONTS[size] = pygame.font.Font(None, size)
-        except Exception:  # pragma: no cover - pygame built without SDL_ttf
-            _FONTS[size] = None
-    return _FONTS[size]

@@ -237,15 +237,6 @@ def frame_size(width: int, height: int) -> tuple[int, int]:
     return -(-int(width) // 16) * 16, -(-int(height) // 16) * 16
 
 
-def init_font(size: int):
-    """pygame's default font (bundled with pygame; no system fonts needed)."""
-    import pygame
-
-    if not pygame.font.get_init():
-        pygame.font.init()
-    return pygame.font.Font(None, size)
-
-
 def draw_view_outline(
     surface, x: int, y: int, radius: int, cell: int, ox: int, oy: int, grid_w: int, grid_h: int
 ) -> None:

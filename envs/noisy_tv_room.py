@@ -15,10 +15,12 @@ import numpy as np
 
 from envs.core import (
     Canvas,
+    RenderMixin,
     VectorRewardMixin,
     check_choice,
     check_int,
     check_render_mode,
+    get_font,
 )
 from envs.gridworld import (
     PALETTE,
@@ -29,7 +31,6 @@ from envs.gridworld import (
     draw_view_outline,
     flat_moves,
     frame_size,
-    init_font,
     reward_vectors,
 )
 
@@ -39,7 +40,7 @@ TV_MODES = ("remote", "passive", "off")
 UP, RIGHT, DOWN, LEFT, INTERACT = range(5)
 
 
-class NoisyTVRoomEnv(VectorRewardMixin, gym.Env):
+class NoisyTVRoomEnv(VectorRewardMixin, RenderMixin, gym.Env):
     """Rooms to explore; in one of them a TV that shows fresh random noise.
 
     **Layout.** ``n_rooms_x × n_rooms_y`` square rooms of ``room_size × room_size`` floor cells,
@@ -433,12 +434,6 @@ class NoisyTVRoomEnv(VectorRewardMixin, gym.Env):
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
-            return None
-        return self._render_frame()
-
     def _render_frame(self):
         import pygame
 
@@ -448,7 +443,7 @@ class NoisyTVRoomEnv(VectorRewardMixin, gym.Env):
         if self._canvas is None:
             width, height = frame_size(margin * 3 + gw + panel, max(gh + 2 * margin, 340))
             self._canvas = Canvas(width, height, self.render_mode, self.metadata["render_fps"], "NoisyTVRoom")
-            self._font = init_font(20)
+            self._font = get_font(20)
         surf = self._canvas.surface
         surf.fill(PALETTE["background"])
         ox, oy = margin, margin

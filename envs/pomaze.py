@@ -14,11 +14,13 @@ import numpy as np
 
 from envs.core import (
     Canvas,
+    RenderMixin,
     VectorRewardMixin,
     check_choice,
     check_float,
     check_int,
     check_render_mode,
+    get_font,
 )
 from envs.gridworld import (
     PALETTE,
@@ -29,7 +31,6 @@ from envs.gridworld import (
     draw_view_outline,
     flat_moves,
     frame_size,
-    init_font,
     perfect_maze,
     reward_vectors,
 )
@@ -39,7 +40,7 @@ CELL_TYPES = ("wall", "floor", "goal", "flag", "home")
 TASKS = ("goal", "flag")
 
 
-class POMazeEnv(VectorRewardMixin, gym.Env):
+class POMazeEnv(VectorRewardMixin, RenderMixin, gym.Env):
     """Random perfect mazes seen through a small egocentric window; goal or flag-fetch task.
 
     **Maze.** A ``size × size`` grid (``size`` odd, outer wall included) holding a perfect maze
@@ -267,12 +268,6 @@ class POMazeEnv(VectorRewardMixin, gym.Env):
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
-            return None
-        return self._render_frame()
-
     def _render_frame(self):
         import pygame
 
@@ -283,7 +278,7 @@ class POMazeEnv(VectorRewardMixin, gym.Env):
         width, height = frame_size(max(gw + 2 * margin, 320), gw + 2 * margin + 58)
         if self._canvas is None:
             self._canvas = Canvas(width, height, self.render_mode, self.metadata["render_fps"], "POMaze")
-            self._font = init_font(20)
+            self._font = get_font(20)
         surf, font = self._canvas.surface, self._font
         surf.fill(PALETTE["background"])
         ox, oy = (width - gw) // 2, margin

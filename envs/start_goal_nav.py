@@ -10,14 +10,29 @@ HER works unchanged.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.core import Canvas, VectorRewardMixin, check_choice, check_float, check_int, check_render_mode
-from envs.geometry import VisibilityPlanner, as_rects, inflate, points_inside, segment_hits_rect, segments_hit
+from envs.core import (
+    Canvas,
+    RenderMixin,
+    VectorRewardMixin,
+    check_choice,
+    check_float,
+    check_int,
+    check_render_mode,
+    get_font,
+)
+from envs.geometry import (
+    VisibilityPlanner,
+    as_rects,
+    inflate,
+    points_inside,
+    segment_hits_rect,
+    segments_hit,
+)
 
 #: Obstacles ``(x0, y0, x1, y1)`` of each layout on the unit square (y grows upwards).
 LAYOUTS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
@@ -37,7 +52,7 @@ LAYOUTS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
 PLAN_MARGIN = 0.005
 
 
-class StartGoalNavEnv(VectorRewardMixin, gym.Env):
+class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
     """Move a point agent from a start to a commanded goal on ``[0, 1]²`` around obstacles.
 
     ## Description
@@ -396,10 +411,7 @@ class StartGoalNavEnv(VectorRewardMixin, gym.Env):
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode= to gymnasium.make")
-            return None
+    def _render_frame(self):
         import pygame
 
         W, top, left = 520, 56, 20
@@ -440,7 +452,7 @@ class StartGoalNavEnv(VectorRewardMixin, gym.Env):
         if self.subgoals is not None and len(self.subgoals):
             pts = [px(self.position)] + [px(p) for p in self.subgoals] + [g]
             _dashed(surf, (170, 90, 200), pts, dash=6)
-            f = _font(16)
+            f = get_font(16)
             for k, (x, y) in enumerate(pts[1:-1], start=1):
                 pygame.draw.polygon(surf, (170, 90, 200), [(x, y - 9), (x + 9, y), (x, y + 9), (x - 9, y)])
                 if f is not None:
@@ -459,7 +471,7 @@ class StartGoalNavEnv(VectorRewardMixin, gym.Env):
         pygame.draw.circle(surf, (90, 40, 0), a, max(5, int(round(r * W))), 2)
 
         surf.set_clip(None)
-        f = _font(20)
+        f = get_font(20)
         if f is not None:
             status = "REACHED" if self._success else ("time out" if self.steps >= self.max_steps else "")
             far = "  far pair" if self.far_pairs else ""
@@ -501,18 +513,3 @@ def _dashed(surf, colour, pts, dash: int = 8, width: int = 2) -> None:
             b = (x0 + (x1 - x0) * t1, y0 + (y1 - y0) * t1)
             pygame.draw.line(surf, colour, a, b, width)
 
-
-_FONTS: dict[int, Any] = {}
-
-
-def _font(size: int):
-    if size not in _FONTS:
-        try:
-            import pygame.font
-
-            if not pygame.font.get_init():
-                pygame.font.init()
-            _FONTS[size] = pygame.font.Font(None, size)
-        except Exception:  # pragma: no cover - pygame built without SDL_ttf
-            _FONTS[size] = None
-    return _FONTS[size]

@@ -11,8 +11,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.core import Canvas, VectorRewardMixin, check_int, check_render_mode
-from envs.gridworld import PALETTE, draw_agent, frame_size, init_font, reward_vectors
+from envs.core import (
+    Canvas,
+    RenderMixin,
+    VectorRewardMixin,
+    check_int,
+    check_render_mode,
+    get_font,
+)
+from envs.gridworld import PALETTE, draw_agent, frame_size, reward_vectors
 
 NORTH, EAST, SOUTH, WEST = range(4)
 SIGNAL_COLOURS = ((40, 170, 210), (206, 82, 172))  # up, down
@@ -33,7 +40,7 @@ OBS_JUNCTION = _const([0, 1, 0])
 OBS_ARM = _const([0, 0, 0])
 
 
-class TMazeEnv(VectorRewardMixin, gym.Env):
+class TMazeEnv(VectorRewardMixin, RenderMixin, gym.Env):
     """Bakker's T-maze: a signal at the start says which arm of the T at the far end pays.
 
     **Layout.** A corridor of cells ``x = 0 .. length``: the start at ``x = 0``, the T-junction at
@@ -188,12 +195,6 @@ class TMazeEnv(VectorRewardMixin, gym.Env):
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
-            return None
-        return self._render_frame()
-
     def _render_frame(self):
         import pygame
 
@@ -204,7 +205,7 @@ class TMazeEnv(VectorRewardMixin, gym.Env):
         width, height = frame_size(max(visible * cell + 2 * margin, 420), 3 * cell + 2 * margin + 86)
         if self._canvas is None:
             self._canvas = Canvas(width, height, self.render_mode, self.metadata["render_fps"], "TMaze")
-            self._font = init_font(20)
+            self._font = get_font(20)
         surf, font = self._canvas.surface, self._font
         surf.fill(PALETTE["background"])
 

@@ -15,7 +15,6 @@ import importlib
 import multiprocessing as mp
 import os
 import pkgutil
-import shlex
 import sys
 import tempfile
 import time

@@ -1,0 +1,43 @@
+"""scripts/reproduce.py: the experiment framework and the noisy-TV experiment at toy budget."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_script
+
+
+def test_unknown_experiment_is_refused():
+    proc = run_script("reproduce.py", "noisy_vt")
+    assert proc.returncode == 2 and "did you mean 'noisy_tv'" in proc.stderr
+
+
+def test_list_names_the_experiments():
+    proc = run_script("reproduce.py", "--list")
+    assert proc.returncode == 0 and "noisy_tv" in proc.stdout
+
+
+def test_noisy_tv_quick_end_to_end(tmp_path):
+    out = tmp_path / "noisy_tv"
+    proc = run_script("reproduce.py", "noisy_tv", "--quick", "--out", str(out), timeout=400)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["experiment"] == "noisy_tv" and data["quick"] is True
+    assert {"commit", "command", "wall_time_s", "machine", "runs"} <= data.keys()
+    labels = {run["label"] for run in data["runs"]}
+    assert {"curious-c-m/progress", "curious-c-m/adversarial", "curious-c-m/rnd", "curious-c-m/none"} <= labels
+    assert len({(r["label"], r["seed"]) for r in data["runs"]}) == len(data["runs"])
+    for run in data["runs"]:
+        assert run["error"] is None
+        metrics = run["metrics"]
+        assert 0.0 <= metrics["tv_fraction"] <= 1.0 and 0.0 < metrics["coverage"] <= 1.0
+        assert len(metrics["coverage_curve"]) == 10
+        assert metrics["coverage_curve"] == sorted(metrics["coverage_curve"]), "coverage never decreases"
+        if run["agent"] == "curious-c-m":
+            assert metrics["model_error_learnable"] > 0
+            assert run["hyperparams"]["curiosity"] == run["label"].split("/")[1].split(" ")[0]
+    readme = (out / "README.md").read_text()
+    assert "Quick mode" in readme and "| curious-c-m/progress | 1 |" in readme
+    for name in ("curves.png", "heatmaps.png", "episode_curious_c_m_progress.gif",
+                 "episode_curious_c_m_adversarial.gif"):
+        assert (out / name).stat().st_size > 1000, name
