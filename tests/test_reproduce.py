@@ -41,3 +41,17 @@ def test_noisy_tv_quick_end_to_end(tmp_path):
     for name in ("curves.png", "heatmaps.png", "episode_curious_c_m_progress.gif",
                  "episode_curious_c_m_adversarial.gif"):
         assert (out / name).stat().st_size > 1000, name
+
+
+def test_render_envs_writes_a_frame_and_a_random_policy_video(tmp_path):
+    import imageio_ffmpeg
+
+    proc = run_script("render_envs.py", "--env", "mirabilis/TMaze-v0", "--env-kwargs", "length=3",
+                      "--out", str(tmp_path / "videos"), "--frames", str(tmp_path / "frames"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "frames" / "TMaze.png").stat().st_size > 1000
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "videos" / "TMaze_random.mp4"))
+    assert frames == int(proc.stdout.split("(")[-1].split(" frames")[0]) > 1
+    bad = run_script("render_envs.py", "--env", "mirabilis/TMaze-v0", "--env-kwargs", "length=0",
+                     "--out", str(tmp_path / "v2"), "--frames", str(tmp_path / "f2"))
+    assert bad.returncode == 2 and "length" in bad.stderr
