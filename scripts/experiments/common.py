@@ -60,6 +60,10 @@ class ExperimentResult:
 
 
 def git_commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes); outside a checkout,
+    ``$MIRABILIS_COMMIT`` (set it when running a copy of a commit elsewhere)."""
+    if os.environ.get("MIRABILIS_COMMIT"):
+        return os.environ["MIRABILIS_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
