@@ -4,14 +4,19 @@
     python scripts/reproduce.py --list
     python scripts/reproduce.py noisy_tv                 # the full experiment -> results/noisy_tv/
     python scripts/reproduce.py noisy_tv --quick         # toy budget, into a temporary folder (CI)
+    python scripts/reproduce.py noisy_tv --resume        # after an interruption: reuse finished runs
 
-Seeds run in parallel on the machine's cores (``--workers``), one torch thread each.
+Seeds run in parallel on the machine's cores (``--workers``), one torch thread each. Each
+finished run is also saved as ``runs/<label>_seed<N>.json`` in the output folder; ``--resume``
+reuses those whose settings (label, agent, env, seed, steps, kwargs, hyperparameters) are
+unchanged, so an interrupted experiment continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import multiprocessing as mp
 import os
 import pkgutil
@@ -41,6 +46,17 @@ def available() -> dict[str, str]:
     return out
 
 
+def _run_file(out_dir: Path, spec) -> Path:
+    from experiments.common import slug
+
+    return Path(out_dir) / "runs" / f"{slug(spec.label)}_seed{spec.seed}.json"
+
+
+def _same_settings(run: dict, spec) -> bool:
+    return all(run.get(k) == getattr(spec, k) for k in ("label", "agent", "env", "seed", "total_steps", "env_kwargs",
+                                                         "hyperparams"))
+
+
 def _worker(args):
     name, spec, out_dir = args
     import torch
@@ -53,11 +69,18 @@ def _worker(args):
         error = None
     except Exception as exc:  # one failed run is reported, not fatal to the others
         metrics, error = {}, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-    return {
+    run = {
         "label": spec.label, "agent": spec.agent, "env": spec.env, "seed": spec.seed,
         "total_steps": spec.total_steps, "env_kwargs": spec.env_kwargs, "hyperparams": spec.hyperparams,
         "wall_time_s": round(time.perf_counter() - start, 2), "metrics": metrics, "error": error,
     }
+    if error is None:  # keep finished runs, so that --resume can reuse them
+        path = _run_file(Path(out_dir), spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(run, default=float))
+        os.replace(tmp, path)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="toy budget, written to a temporary folder")
     parser.add_argument("--out", help="output folder (default results/NAME, or a temporary folder with --quick)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (default: cores)")
+    parser.add_argument("--resume", action="store_true", help="reuse finished runs saved in the output folder")
     parser.add_argument("--list", action="store_true", help="list the experiments")
     args = parser.parse_args(argv)
     experiments = available()
@@ -95,8 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     start = time.perf_counter()
-    jobs = [(args.name, spec, str(out_dir)) for spec in specs]
-    runs = []
+    runs, jobs = [], []
+    for spec in specs:
+        cached = _run_file(out_dir, spec)
+        if args.resume and cached.exists():
+            run = json.loads(cached.read_text())
+            if _same_settings(run, spec):
+                runs.append(run)
+                continue
+        jobs.append((args.name, spec, str(out_dir)))
+    reused = len(runs)
+    if reused:
+        print(f"reusing {reused} finished runs from {out_dir / 'runs'}", flush=True)
     if args.workers > 1:
         with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool:
             for run in tqdm(pool.imap_unordered(_worker, jobs), total=len(jobs), desc=args.name, unit="run"):
@@ -109,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in runs if r["error"]]
     for run in failed:
         print(f"run {run['label']} seed {run['seed']} failed: {run['error']}", file=sys.stderr)
-    result = ExperimentResult(args.name, command, args.quick, time.perf_counter() - start, runs)
+    result = ExperimentResult(args.name, command, args.quick, time.perf_counter() - start, runs, reused)
     write_metrics(result, out_dir)
     module.report(result, out_dir)
     print(f"wrote {out_dir / 'README.md'} and {out_dir / 'metrics.json'} in {result.wall_time_s:.0f} s", flush=True)

@@ -46,6 +46,7 @@ class ExperimentResult:
     quick: bool
     wall_time_s: float
     runs: list[dict[str, Any]]
+    reused_runs: int = 0  # runs taken from an earlier, interrupted invocation (--resume)
 
     def labels(self) -> list[str]:
         seen = []
@@ -57,6 +58,13 @@ class ExperimentResult:
     def values(self, label: str, metric: str) -> list[float]:
         return [r["metrics"].get(metric) for r in self.runs if r["label"] == label
                 and r["metrics"].get(metric) is not None]
+
+
+def slug(label: str) -> str:
+    """A file-name-safe form of a run label."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
 
 
 def git_commit() -> str:
@@ -92,6 +100,7 @@ def write_metrics(result: ExperimentResult, out_dir: Path) -> Path:
         "command": result.command,
         "quick": result.quick,
         "wall_time_s": round(result.wall_time_s, 1),
+        "reused_runs": result.reused_runs,
         "machine": machine(),
         "runs": result.runs,
     }
@@ -127,9 +136,11 @@ def header_lines(result: ExperimentResult, title: str) -> list[str]:
     lines = [f"# {title}", ""]
     if result.quick:
         lines += ["> **Quick mode (toy budget, for CI): these numbers say nothing about the claim.**", ""]
+    reused = (f"; {result.reused_runs} of the {len(result.runs)} runs were finished by an earlier, interrupted "
+              f"invocation and reused with `--resume`, so the time covers only the rest") if result.reused_runs else ""
     lines += [
         f"Regenerate with `{result.command}` "
-        f"({result.wall_time_s / 60:.1f} min on {machine()}; commit `{git_commit()[:12]}`).",
+        f"({result.wall_time_s / 60:.1f} min on {machine()}{reused}; commit `{git_commit()[:12]}`).",
         "Every number below comes from `metrics.json` in this folder, written by that command.",
         "",
     ]

@@ -15,13 +15,12 @@ end), ``steps_per_s``.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from experiments.common import ExperimentResult, RunSpec, fmt, header_lines, markdown_table, mean_std
+from experiments.common import ExperimentResult, RunSpec, fmt, header_lines, markdown_table, mean_std, slug
 
 DESCRIPTION = "adversarial vs learning-progress curiosity in the noisy-TV room (Sec. 5, 6)"
 ENV = "mirabilis/NoisyTVRoom-v0"
@@ -58,10 +57,6 @@ def hyperparams(signal: str) -> dict:
     from agents.registry import get_agent
 
     return config.resolve(get_agent("curious-c-m").schema(), "curious-c-m", ENV, set_overrides={"curiosity": signal})
-
-
-def slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
 
 
 def _curve(history: list[dict], key: str) -> list[float]:
