@@ -127,16 +127,6 @@ TMAZE_FAST = dict(n_steps=64, n_epochs=8, n_minibatches=4, learning_rate=3e-3, g
                   lstm_size=32, encoder_size=32)
 
 
-@pytest.mark.slow
-def test_curious_c_m_without_curiosity_learns_cartpole():
-    env = make_vec_env("CartPole-v1", {}, 8, 0)
-    model = CuriousCM(env, seed=0, curiosity="none", n_epochs=10, n_minibatches=8, learning_rate=1e-3,
-                      model_hidden_size=32)
-    model.learn(40_000)
-    mean, _ = evaluate_policy(model, make_vec_env("CartPole-v1", {}, 1, 7), n_eval_episodes=10, deterministic=True)
-    assert mean > 150  # random: ~20
-
-
 # ----------------------------------------------------------------------------- save / load
 
 
