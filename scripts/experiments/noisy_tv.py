@@ -183,8 +183,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
         "transitions kept paying it to roam. Following the issue (make the noise more attractive to an "
         "error-seeker, do not weaken it), the screen is 8×8 (`screen_pixels=64`) and the curiosity channel has "
         "its own shorter discount (`curiosity_gamma=0.9`). Both choices come from a 16-configuration sweep "
-        "(150k steps, 1 seed each): with γ_curiosity = 0.99 no adversarial configuration stayed at the TV "
-        "(TV share ≤ 0.003); with 0.9 it did (0.59–0.72) while `progress` kept TV share 0.000 with coverage 1.0. "
+        "(`scripts/sweep_noisy_tv_trap.py`, 150k steps, 1 seed each; its output is `sweep_trap.jsonl` here). "
         "Both settings apply to all four signals alike.",
         "",
     ]
