@@ -21,6 +21,19 @@ The controller's inputs are the observation (flattened; Discrete one-hot) — an
 ``reward_inputs=True``, its previous action and reward vector, added by the env wrapper
 :class:`agents.wrappers.PreviousActionReward` so that ``predict(obs, state, episode_start)``
 stays all an evaluator needs.
+
+Options that decide whether memory over long gaps is learned at all (all off by default; see
+``agents/hyperparams/lstm-rl.yml`` and ``results/tmaze/``):
+
+* ``critic_lstm`` — the critic gets its own encoder and LSTM. With one LSTM shared, the critic's
+  regression of returns that depend on the episode's random outcome floods the LSTM with noise,
+  and the policy gradient that should teach it to keep a cue never gets through.
+* ``forget_bias`` — the forget gates' initial bias: ``sigmoid(b)`` per step, so at b = 3 a cue
+  still has ~1/3 of its strength after 20 steps rather than ~1e-6 at PyTorch's default.
+* ``persistence`` (Discrete actions, ``reward_inputs``) — a learnable skip connection from the
+  previous action to the logits, initialised to ``persistence * I``: the untrained policy repeats
+  its last action with probability ``e^p / (e^p + n - 1)``, so its exploration is a persistent
+  walk (it reaches the end of a 200-cell corridor) rather than a dither (which does not).
 """
 
 from __future__ import annotations
@@ -38,7 +51,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from agents.base import MirabilisAlgorithm
-from agents.reward_channels import RewardChannels, env_reward_channels, resolve_weights, vector_rewards
+from agents.reward_channels import (
+    RewardChannels,
+    env_reward_channels,
+    resolve_weights,
+    vector_rewards,
+)
 from agents.sequences import minibatches, split_segments
 from agents.wrappers import PreviousActionReward
 
@@ -52,14 +70,45 @@ def flatten_obs_tensor(space: spaces.Space, obs) -> torch.Tensor:
     return tensor.reshape(tensor.shape[0], -1)
 
 
+def _init_forget_gates(lstm: nn.LSTM, forget_bias: float | None) -> None:
+    """Forget-gate bias (gate order i, f, g, o); ``None``: PyTorch's default init. A bias of b keeps
+    a memory for about ``1 / (1 - sigmoid(b))`` steps at the start of learning (b = 3: ~20)."""
+    if forget_bias is None:
+        return
+    H = lstm.hidden_size
+    with torch.no_grad():
+        lstm.bias_ih_l0[H:2 * H].fill_(forget_bias)
+        lstm.bias_hh_l0[H:2 * H].zero_()
+
+
+def _lstm_step(encoder: nn.Module, lstm: nn.LSTM, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    """One cell step with the LSTM's own weights: the maths of ``nn.LSTM``, less overhead."""
+    return torch.lstm_cell(encoder(obs), (h, c), lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0,
+                           lstm.bias_hh_l0)
+
+
+def _lstm_sequence(encoder: nn.Module, lstm: nn.LSTM, obs: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
+                   lengths: torch.Tensor) -> torch.Tensor:
+    packed = pack_padded_sequence(encoder(obs), lengths, enforce_sorted=False)
+    out, _ = lstm(packed, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
+    return pad_packed_sequence(out, total_length=obs.shape[0])[0]
+
+
 class RecurrentActorCritic(nn.Module):
-    """Encoder -> LSTM -> (policy head, vector value head with one output per reward channel)."""
+    """Encoder -> LSTM -> (policy head, vector value head with one output per reward channel).
+
+    With ``critic_lstm=True`` the critic has an encoder and LSTM of its own (as RecurrentPPO's
+    default): features and recurrent state are then ``[actor | critic]``, ``2 * lstm_size`` wide, and
+    the critic's regression of noisy returns no longer drowns the gradient that builds the actor's memory.
+    """
 
     def __init__(self, obs_dim: int, action_space: spaces.Space, n_channels: int, encoder_size: int,
                  lstm_size: int, forget_bias: float | None = None, previous_action: slice | None = None,
-                 persistence: float = 0.0):
+                 persistence: float = 0.0, critic_lstm: bool = False):
         super().__init__()
         self.action_space = action_space
+        self.lstm_size = lstm_size
+        self.state_size = 2 * lstm_size if critic_lstm else lstm_size
         self.encoder = nn.Sequential(nn.Linear(obs_dim, encoder_size), nn.Tanh())
         self.lstm = nn.LSTM(encoder_size, lstm_size)
         if isinstance(action_space, spaces.Discrete):
@@ -85,14 +134,25 @@ class RecurrentActorCritic(nn.Module):
             self.persistence = nn.Linear(n, n, bias=False)
             with torch.no_grad():
                 self.persistence.weight.copy_(persistence * torch.eye(n))
-        if forget_bias is not None:  # gates i, f, g, o: a forget gate near 1 keeps memories at the start
-            with torch.no_grad():
-                self.lstm.bias_ih_l0[lstm_size:2 * lstm_size].fill_(forget_bias)
-                self.lstm.bias_hh_l0[lstm_size:2 * lstm_size].zero_()
+        _init_forget_gates(self.lstm, forget_bias)
+        self.critic_encoder = self.critic_rnn = None
+        if critic_lstm:  # made after the actor's modules: those start the same as without it
+            self.critic_encoder = nn.Sequential(nn.Linear(obs_dim, encoder_size), nn.Tanh())
+            self.critic_rnn = nn.LSTM(encoder_size, lstm_size)
+            nn.init.orthogonal_(self.critic_encoder[0].weight, np.sqrt(2))
+            nn.init.zeros_(self.critic_encoder[0].bias)
+            _init_forget_gates(self.critic_rnn, forget_bias)
+
+    def actor_features(self, features: torch.Tensor) -> torch.Tensor:
+        return features[..., : self.lstm_size] if self.critic_rnn is not None else features
+
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-channel values ``[..., C]`` (from the critic's half of the features, if it has one)."""
+        return self.value_head(features[..., self.lstm_size:] if self.critic_rnn is not None else features)
 
     def logits(self, features: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         """The policy head's output (Discrete: logits; Box: means); ``obs`` are the inputs of the same steps."""
-        out = self.policy_head(features)
+        out = self.policy_head(self.actor_features(features))
         if self.persistence is not None:
             if obs is None:
                 raise ValueError("the persistence prior needs the inputs (obs) of the steps")
@@ -114,10 +174,15 @@ class RecurrentActorCritic(nn.Module):
         return ent if self.log_std is None else ent.sum(-1)
 
     def step(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
-        """One step for a batch: ``obs [B, D]``, ``state (h, c) [B, H]`` -> (features, new state)."""
-        lstm = self.lstm  # one cell step with the LSTM's own weights: same maths, less overhead
-        h, c = torch.lstm_cell(self.encoder(obs), state, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0,
-                               lstm.bias_hh_l0)
+        """One step for a batch: ``obs [B, D]``, ``state (h, c) [B, state_size]`` -> (features, new state)."""
+        h, c = state
+        if self.critic_rnn is None:
+            h, c = _lstm_step(self.encoder, self.lstm, obs, h, c)
+            return h, (h, c)
+        H = self.lstm_size
+        ha, ca = _lstm_step(self.encoder, self.lstm, obs, h[:, :H], c[:, :H])
+        hv, cv = _lstm_step(self.critic_encoder, self.critic_rnn, obs, h[:, H:], c[:, H:])
+        h, c = torch.cat([ha, hv], -1), torch.cat([ca, cv], -1)
         return h, (h, c)
 
     @torch.no_grad()
@@ -133,15 +198,18 @@ class RecurrentActorCritic(nn.Module):
             dist = self.distribution(features, obs)
             action = dist.sample()
             logp = self.log_prob(dist, action)
-        return action, logp, self.value_head(features), state
+        return action, logp, self.value(features), state
 
     def sequence(self, obs: torch.Tensor, state0: tuple[torch.Tensor, torch.Tensor], lengths: np.ndarray):
-        """Padded segments ``obs [L, N, D]`` from ``state0 [N, H]`` -> features ``[L, N, H]``."""
-        x = self.encoder(obs)
-        packed = pack_padded_sequence(x, torch.as_tensor(lengths, dtype=torch.long), enforce_sorted=False)
-        out, _ = self.lstm(packed, (state0[0].unsqueeze(0).contiguous(), state0[1].unsqueeze(0).contiguous()))
-        out, _ = pad_packed_sequence(out, total_length=obs.shape[0])
-        return out
+        """Padded segments ``obs [L, N, D]`` from ``state0 [N, state_size]`` -> features ``[L, N, state_size]``."""
+        lengths = torch.as_tensor(lengths, dtype=torch.long)
+        h0, c0 = state0
+        if self.critic_rnn is None:
+            return _lstm_sequence(self.encoder, self.lstm, obs, h0, c0, lengths)
+        H = self.lstm_size
+        actor = _lstm_sequence(self.encoder, self.lstm, obs, h0[:, :H], c0[:, :H], lengths)
+        critic = _lstm_sequence(self.critic_encoder, self.critic_rnn, obs, h0[:, H:], c0[:, H:], lengths)
+        return torch.cat([actor, critic], -1)
 
 
 @dataclass
@@ -187,6 +255,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         lstm_size: int = 64,
         forget_bias: float | None = None,
         persistence: float = 0.0,
+        critic_lstm: bool = False,
         reward_weights: Any = None,
         channel_gammas: dict | None = None,
         reward_inputs: bool = False,
@@ -225,6 +294,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.normalize_advantage = normalize_advantage
         self.encoder_size, self.lstm_size, self.forget_bias = encoder_size, lstm_size, forget_bias
+        self.critic_lstm = critic_lstm
         if persistence and not (reward_inputs and isinstance(self.action_space, spaces.Discrete)):
             raise ValueError("persistence (a prior to repeat the previous action) needs reward_inputs=True and a "
                              f"Discrete action space, got reward_inputs={reward_inputs} and {self.action_space}")
@@ -270,7 +340,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
             previous_action = slice(end - spaces.flatdim(self.action_space), end)
         self.policy = RecurrentActorCritic(obs_dim, self.action_space, len(self.channels), self.encoder_size,
                                            self.lstm_size, self.forget_bias, previous_action,
-                                           self.persistence).to(self.device)
+                                           self.persistence, self.critic_lstm).to(self.device)
         self.policy.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.learning_rate, eps=1e-5)
         self._lstm_state = None
 
@@ -278,7 +348,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         return ["policy", "policy.optimizer"], []
 
     def _initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = torch.zeros(n, self.lstm_size, device=self.device)
+        zeros = torch.zeros(n, self.policy.state_size, device=self.device)
         return zeros, zeros.clone()
 
     # ------------------------------------------------------------------ acting
@@ -331,8 +401,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         starts = np.zeros((T, B), bool)
         dones = np.zeros((T, B), bool)
         terminated = np.zeros((T, B), bool)
-        states_h = torch.zeros(T, B, self.lstm_size)
-        states_c = torch.zeros(T, B, self.lstm_size)
+        states_h = torch.zeros(T, B, self.policy.state_size)
+        states_c = torch.zeros(T, B, self.policy.state_size)
         gammas = torch.as_tensor(self.channels.gammas[:C])
         callback.on_rollout_start()
         h, c = self._lstm_state
@@ -363,7 +433,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                         with torch.no_grad():
                             term = flatten_obs_tensor(self.observation_space, info["terminal_observation"][None])
                             f_term, _ = self.policy.step(term, (h_next[i:i + 1], c_next[i:i + 1]))
-                            v_term = self.policy.value_head(f_term)[0, :C]
+                            v_term = self.policy.value(f_term)[0, :C]
                         vec[i] += (gammas * v_term).numpy() * self.channels.episodic[:C]
                 else:
                     terminated[t, i] = True
@@ -381,7 +451,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         with torch.no_grad():  # values of the observations after the rollout
             keep = torch.as_tensor(1.0 - np.asarray(self._last_episode_starts, np.float32))[:, None]
             f_last, _ = self.policy.step(flatten_obs_tensor(self.observation_space, self._last_obs), (h * keep, c * keep))
-            last_values = self.policy.value_head(f_last)[:, :C].numpy()
+            last_values = self.policy.value(f_last)[:, :C].numpy()
         callback.update_locals(locals())
         callback.on_rollout_end()
         return Rollout(torch.stack(obs_buf), raw_obs, next_obs, torch.stack(actions), torch.stack(log_probs),
@@ -406,7 +476,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
             h, c = self._lstm_state
             keep = torch.as_tensor(1.0 - np.asarray(self._last_episode_starts, np.float32))[:, None]
             f_last, _ = self.policy.step(flatten_obs_tensor(self.observation_space, self._last_obs), (h * keep, c * keep))
-            last = self.policy.value_head(f_last)[:, self.n_env_channels:].numpy()
+            last = self.policy.value(f_last)[:, self.n_env_channels:].numpy()
         return out, last
 
     # ------------------------------------------------------------------ 2. advantages
@@ -435,7 +505,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         starts = torch.as_tensor(seg.starts), torch.as_tensor(seg.b_index[0])
         state0 = (rollout.states[0][starts[0], starts[1]], rollout.states[1][starts[0], starts[1]])
         features = self.policy.sequence(obs, state0, seg.lengths)
-        return features, self.policy.value_head(features)
+        return features, self.policy.value(features)
 
     def train_on_rollout(self, rollout: Rollout, values: np.ndarray, advantages: np.ndarray,
                          returns: np.ndarray) -> dict[str, float]:

@@ -4,6 +4,7 @@
     python scripts/bench.py                # all benchmarks
     python scripts/bench.py framework      # SB3 PPO directly vs through scripts/train.py's code path
     python scripts/bench.py envs           # random-action steps/s of every mirabilis env
+    python scripts/bench.py lstm-rl        # lstm-rl vs sb3-contrib RecurrentPPO env steps/s on TMaze (N = 50)
 
 Comparisons run both sides in one process, alternating, several rounds, and report the ratio of
 the medians, so that machine load affects both alike. Single torch thread, like the baselines'
@@ -139,7 +140,41 @@ def bench_curious(steps: int = 16_384, rounds: int = 3) -> dict:
     return report("curious-c-m (progress) / RecurrentPPO, NoisyTVRoom", ours_rates, base_rates, 0.7, "RecurrentPPO")
 
 
-BENCHMARKS: dict[str, Callable[[], object]] = {"curious": bench_curious, "framework": bench_framework, "envs": bench_envs}
+def bench_lstm_rl(steps: int = 16_384, rounds: int = 3, length: int = 50) -> dict:
+    """lstm-rl vs sb3-contrib RecurrentPPO on TMaze (N = 50): lstm-rl with its TMaze defaults
+    (agents/hyperparams/lstm-rl.yml), RecurrentPPO (its default policy) with the same number of
+    envs, rollout length, epochs, minibatch size, learning rate and LSTM size."""
+    from sb3_contrib import RecurrentPPO
+
+    from agents import runner
+    from agents.registry import get_agent
+
+    config = runner.build_config(agent="lstm-rl", env="mirabilis/TMaze-v0", total_steps=steps, seed=0,
+                                 env_kwargs_args=[f"length={length}"])
+    hp, n_envs, spec = config.hyperparams, config.n_envs, get_agent("lstm-rl")
+
+    def ours() -> float:
+        env = runner.make_vec_env(config.env, config.env_kwargs, n_envs, 0, wrapper=spec.env_wrapper(hp))
+        model = spec.build(env, 0, None, hp)
+        start = time.perf_counter()
+        model.learn(steps)
+        return model.num_timesteps / (time.perf_counter() - start)
+
+    def baseline() -> float:
+        env = runner.make_vec_env(config.env, config.env_kwargs, n_envs, 0)
+        model = RecurrentPPO("MlpLstmPolicy", env, seed=0, device="cpu", n_steps=hp["n_steps"], n_epochs=hp["n_epochs"],
+                             batch_size=hp["n_steps"] * n_envs // hp["n_minibatches"],
+                             learning_rate=hp["learning_rate"], policy_kwargs={"lstm_hidden_size": hp["lstm_size"]})
+        start = time.perf_counter()
+        model.learn(steps)
+        return model.num_timesteps / (time.perf_counter() - start)
+
+    ours_rates, base_rates = alternate(ours, baseline, rounds)
+    return report(f"lstm-rl / RecurrentPPO, TMaze N={length}, {n_envs} envs, LSTM {hp['lstm_size']}", ours_rates,
+                  base_rates, 1.5, "RecurrentPPO")
+
+
+BENCHMARKS: dict[str, Callable[[], object]] = {"curious": bench_curious, "lstm-rl": bench_lstm_rl, "framework": bench_framework, "envs": bench_envs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,153 @@
+"""Issue 7 (``lstm-rl``): its learning options, its YAML defaults, and the tmaze / pomaze experiments.
+
+The shared learner's sequence batching, state resets, reward inputs, save/load and the N = 5
+T-maze are tested in ``test_recurrent_agents.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, run_script
+
+import envs  # noqa: F401
+from agents.lstm_rl import LSTMRL
+from agents.runner import build_config, make_vec_env
+from agents.sequences import split_segments
+from agents.wrappers import PreviousActionReward
+
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+def tmaze_env(n_envs=2, seed=0, length=4):
+    return make_vec_env("mirabilis/TMaze-v0", {"length": length}, n_envs, seed, wrapper=PreviousActionReward)
+
+
+def replay_matches_collection(model):
+    """The packed-segment replay of a rollout gives the log-probs and values recorded while acting."""
+    _, callback = model._setup_learn(10_000, None)
+    rollout = model.collect_rollout(callback)
+    assert rollout.episode_starts[1:].any()
+    seg = split_segments(rollout.episode_starts, model.seq_len)
+    with torch.no_grad():
+        features, values = model._sequence_outputs(rollout, seg)
+        mask = torch.as_tensor(seg.mask)
+        t, b = torch.as_tensor(seg.t_index), torch.as_tensor(seg.b_index)
+        dist = model.policy.distribution(features[mask], rollout.obs[t, b][mask])
+        logp = model.policy.log_prob(dist, rollout.actions[t, b][mask])
+    torch.testing.assert_close(logp, rollout.log_probs[t, b][mask], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(values[mask][:, :model.n_env_channels].numpy(),
+                               rollout.values[seg.t_index[seg.mask], seg.b_index[seg.mask]], atol=1e-5)
+    return rollout
+
+
+# ----------------------------------------------------------------------------- the learning options
+
+
+def test_critic_lstm_and_persistence_replay_exactly_and_keep_the_actor_apart():
+    model = LSTMRL(tmaze_env(), seed=0, n_steps=48, seq_len=16, lstm_size=8, critic_lstm=True, persistence=3.0,
+                   forget_bias=2.0)
+    assert model.policy.state_size == 16  # [actor | critic]
+    replay_matches_collection(model)
+    # the critic's loss never reaches the actor's LSTM: no shared parameters
+    actor = {id(p) for p in model.policy.lstm.parameters()} | {id(p) for p in model.policy.encoder.parameters()}
+    critic = {id(p) for p in model.policy.critic_rnn.parameters()} | {id(p) for p in model.policy.critic_encoder.parameters()}
+    assert not actor & critic
+    features = torch.zeros(3, 16, requires_grad=True)
+    model.policy.value(features).sum().backward()
+    assert features.grad[:, :8].abs().sum() == 0 and features.grad[:, 8:].abs().sum() > 0
+
+
+def test_persistence_prior_repeats_the_previous_action_at_first():
+    model = LSTMRL(tmaze_env(), seed=0, persistence=3.0)
+    obs = np.zeros((4, 3 + 4 + 4), np.float32)
+    obs[:, 0] = obs[:, 2] = 1  # corridor
+    obs[np.arange(4), 3 + np.arange(4)] = 1  # previous action 0, 1, 2, 3
+    x = torch.as_tensor(obs)
+    features, _ = model.policy.step(x, model._initial_state(4))
+    probs = model.policy.distribution(features, x).probs
+    assert torch.equal(probs.argmax(-1), torch.arange(4))
+    assert (probs.diagonal() > 0.8).all()  # e^3 / (e^3 + 3) = 0.87 before any learning
+    # a reset (no previous action) leaves the first action uniform
+    first = model.policy.distribution(features[:1], torch.zeros(1, 11)).probs
+    torch.testing.assert_close(first, torch.full((1, 4), 0.25), atol=0.02, rtol=0)
+
+
+def test_forget_bias_sets_the_forget_gates():
+    model = LSTMRL(tmaze_env(), seed=0, lstm_size=8, forget_bias=2.0)
+    lstm = model.policy.lstm
+    assert torch.all(lstm.bias_ih_l0[8:16] + lstm.bias_hh_l0[8:16] == 2.0)
+
+
+def test_bad_options_are_refused_by_name():
+    with pytest.raises(ValueError, match="persistence"):
+        LSTMRL(make_vec_env("Pendulum-v1", {}, 1, 0, wrapper=PreviousActionReward), seed=0, persistence=2.0)
+
+
+def test_trained_agent_with_every_option_round_trips(tmp_path):
+    model = LSTMRL(tmaze_env(length=3), seed=0, n_steps=32, lstm_size=8, critic_lstm=True, persistence=2.0,
+                   forget_bias=2.0)
+    model.learn(256)
+    model.save(tmp_path / "a.safetensors")
+    loaded = LSTMRL.load(tmp_path / "a.safetensors", env=tmaze_env(length=3))
+    assert loaded.critic_lstm and loaded.persistence == 2.0 and loaded.policy.state_size == 16
+    obs = np.stack([tmaze_env(1, 5, 3).reset()[0] for _ in range(2)])
+    state, state_l, starts = None, None, np.ones(2, bool)
+    for _ in range(3):
+        a, state = model.predict(obs, state, starts, deterministic=True)
+        b, state_l = loaded.predict(obs, state_l, starts, deterministic=True)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(state[1], state_l[1], atol=1e-6)
+        starts = np.zeros(2, bool)
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_yaml_defaults_resolve_and_apply_to_other_envs():
+    tmaze = build_config(agent="lstm-rl", env="mirabilis/TMaze-v0")
+    assert tmaze.hyperparams["critic_lstm"] is True and tmaze.hyperparams["persistence"] > 0
+    from experiments import tmaze as experiment
+
+    for spec in experiment.plan(quick=False):  # BPTT and rollouts hold whole shortest episodes
+        assert spec.hyperparams["n_steps"] >= 2 * (spec.env_kwargs["length"] + 1)
+        if spec.agent == "lstm-rl":
+            assert spec.hyperparams["seq_len"] == spec.hyperparams["n_steps"]
+    # the default section must work for any env, continuous actions included
+    config = build_config(agent="lstm-rl", env="Pendulum-v1")
+    spec_env = make_vec_env("Pendulum-v1", {}, 1, 0, wrapper=PreviousActionReward)
+    LSTMRL(spec_env, seed=0, **config.hyperparams)
+
+
+# ----------------------------------------------------------------------------- the experiments, end to end
+
+
+@pytest.mark.parametrize("name", ["tmaze", "pomaze"])
+def test_experiment_quick_end_to_end(name, tmp_path):
+    out = tmp_path / name
+    proc = run_script("reproduce.py", name, "--quick", "--out", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["experiment"] == name and data["quick"] is True
+    assert {r["agent"] for r in data["runs"]} == {"lstm-rl", "recurrent-ppo", "ppo"}
+    assert len({(r["label"], r["seed"]) for r in data["runs"]}) == len(data["runs"])
+    for run in data["runs"]:
+        assert run["error"] is None, run["error"]
+        m = run["metrics"]
+        assert 0.0 <= m["success_rate"] <= 1.0 and m["steps_per_s"] > 0 and m["check_curve"]
+        assert m["mean_episode_length"] >= 1
+    if name == "tmaze":
+        assert all("steps_to_solve" in r["metrics"] for r in data["runs"])
+        same = {k for k in ("n_steps", "learning_rate", "gamma", "n_epochs")
+                if len({r["hyperparams"][k] for r in data["runs"]}) == 1}
+        assert same == {"n_steps", "learning_rate", "gamma", "n_epochs"}, "baselines get lstm-rl's PPO settings"
+    else:
+        assert all(r["metrics"]["mean_shortest_path"] > 0 for r in data["runs"])
+    readme = (out / "README.md").read_text()
+    assert "Quick mode" in readme and "`lstm-rl`" in readme
+    for image in ("curves.png", "episode.gif"):
+        assert (out / image).stat().st_size > 1000, image
