@@ -103,6 +103,7 @@ MIRABILIS_AGENTS: dict[str, tuple[str, str]] = {
                     "recurrent C + recurrent world model M; C paid for M's errors (1990) or learning progress (1991)"),
     "lstm-rl": ("agents.lstm_rl:LSTMRL",
                 "LSTM controller by recurrent policy gradient with a vector critic; sees its previous action and reward"),
+    "dpg": ("agents.dpg:DPG", "deterministic policy gradients through a vector (per reward channel) critic, TD3's fixes (Sec. 13, 14)"),
 }
 
 for _id, (_entry, _description) in MIRABILIS_AGENTS.items():

@@ -4,6 +4,7 @@
     python scripts/bench.py                # all benchmarks
     python scripts/bench.py framework      # SB3 PPO directly vs through scripts/train.py's code path
     python scripts/bench.py envs           # random-action steps/s of every mirabilis env
+    python scripts/bench.py dpg            # dpg vs SB3 TD3 training steps/s on Pendulum-v1
     python scripts/bench.py lstm-rl        # lstm-rl vs sb3-contrib RecurrentPPO env steps/s on TMaze (N = 50)
 
 Comparisons run both sides in one process, alternating, several rounds, and report the ratio of
@@ -107,6 +108,32 @@ def bench_envs(steps: int = 100_000) -> dict:
     return out
 
 
+def bench_dpg(steps: int = 2000, learning_starts: int = 1000, rounds: int = 5) -> dict:
+    """dpg vs SB3 TD3 on Pendulum-v1: both with their agents/hyperparams/*.yml Pendulum settings
+    ([400, 300] nets, batch 256, 1 gradient step per env step, policy delay 2, gamma 0.98, noise 0.1);
+    ``learning_starts`` scaled with ``steps`` so that half the steps are warm-up, as in the 20k-step runs."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents import runner
+    from agents.registry import get_agent
+
+    def make(agent: str) -> Callable[[], float]:
+        config = runner.build_config(agent=agent, env="Pendulum-v1", total_steps=steps, seed=0,
+                                     set_args=[f"learning_starts={learning_starts}"])
+
+        def run() -> float:
+            env = make_vec_env("Pendulum-v1", n_envs=1, seed=0)
+            model = get_agent(agent).build(env, 0, None, config.hyperparams)
+            start = time.perf_counter()
+            model.learn(steps)
+            return model.num_timesteps / (time.perf_counter() - start)
+
+        return run
+
+    ours, base = alternate(make("dpg"), make("td3"), rounds)
+    return report(f"dpg / SB3 TD3, Pendulum-v1 {steps} steps ({learning_starts} warm-up)", ours, base, 1.0, "TD3")
+
+
 def bench_curious(steps: int = 16_384, rounds: int = 3) -> dict:
     """curious-c-m (progress curiosity, M trained every rollout) vs RecurrentPPO on NoisyTVRoom.
 
@@ -174,7 +201,7 @@ def bench_lstm_rl(steps: int = 16_384, rounds: int = 3, length: int = 50) -> dic
                   base_rates, 1.5, "RecurrentPPO")
 
 
-BENCHMARKS: dict[str, Callable[[], object]] = {"curious": bench_curious, "lstm-rl": bench_lstm_rl, "framework": bench_framework, "envs": bench_envs}
+BENCHMARKS: dict[str, Callable[[], object]] = {"curious": bench_curious, "lstm-rl": bench_lstm_rl, "framework": bench_framework, "envs": bench_envs, "dpg": bench_dpg}
 
 
 def main(argv: list[str] | None = None) -> int:
