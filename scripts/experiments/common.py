@@ -136,8 +136,10 @@ def header_lines(result: ExperimentResult, title: str) -> list[str]:
     lines = [f"# {title}", ""]
     if result.quick:
         lines += ["> **Quick mode (toy budget, for CI): these numbers say nothing about the claim.**", ""]
+    run_minutes = sum(float(r.get("wall_time_s") or 0.0) for r in result.runs) / 60
     reused = (f"; {result.reused_runs} of the {len(result.runs)} runs were finished by an earlier, interrupted "
-              f"invocation and reused with `--resume`, so the time covers only the rest") if result.reused_runs else ""
+              f"invocation and reused with `--resume`, so the time covers only the rest; the runs' own wall times "
+              f"add up to {run_minutes:.0f} min") if result.reused_runs else ""
     lines += [
         f"Regenerate with `{result.command}` "
         f"({result.wall_time_s / 60:.1f} min on {machine()}{reused}; commit `{git_commit()[:12]}`).",

@@ -202,6 +202,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
               f"`agents/hyperparams/dpg.yml` StartGoalNav settings plus {HP}; "
               f"{result.runs[0]['total_steps'] if result.runs else 0} env steps per run; "
               f"{len({r['seed'] for r in result.runs})} seeds; mean ± sd over seeds."), ""]
+    lines += _findings(result)
     rows = [[label, cell(label, "success_rate"), cell(label, "collisions"), cell(label, "path_ratio"),
              cell(label, "return", 1), cell(label, "value_error_weighted"), cell(label, "mc_return_weighted")]
             for label in (vec, sca)]
@@ -242,6 +243,45 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
     lines += ["## Every run", "", markdown_table(["run", "seed", "success", "collisions", "abs(w·Q − w·G)", "steps/s", ""],
                                                  per_seed), ""]
     (out_dir / "README.md").write_text("\n".join(lines))
+
+
+def _findings(result: ExperimentResult) -> list[str]:
+    """What the tables below show, in words computed from them (nothing here is typed in by hand)."""
+    vec, sca, scr = LABELS["vector"], LABELS["scalar"], LABELS["scratch"]
+    if not result.values(vec, "success_rate") or not result.values(sca, "success_rate"):
+        return []
+
+    def ms(label, metric):
+        return mean_std(result.values(label, metric))
+
+    def compare(a, b, higher="better"):
+        (ma, sa), (mb, sb) = a, b
+        if abs(ma - mb) <= max(sa, sb):
+            return "within one standard deviation of"
+        return ("above" if ma > mb else "below") if higher == "better" else ("below" if ma < mb else "above")
+
+    v, s = ms(vec, "success_rate"), ms(sca, "success_rate")
+    out = ["## What this shows", "",
+           f"* **Vector vs scalar critic.** Success {v[0]:.2f} ± {v[1]:.2f} with the vector critic, "
+           f"{s[0]:.2f} ± {s[1]:.2f} with the scalar one: {compare(v, s)} it"
+           + (" (on this task, with W0, learning the channels separately buys no better policy)."
+              if compare(v, s) != "above" else ".")]
+    scale = []
+    for name in CHANNELS:
+        err, ret = ms(vec, f"value_error_{name}")[0], ms(vec, f"mc_return_{name}")[0]
+        scale.append(f"`{name}` {err:.2f} against a mean return of {ret:.2f}")
+    out.append("* **Channels against their returns.** Mean abs(Q − G): " + "; ".join(scale) + ".")
+    before, after = ms(vec, "collisions"), ms(vec, "retarget_collisions")
+    tuned, scratch = ms(vec, "finetune_collisions"), ms(scr, "collisions")
+    verdict = ("reduced" if after[0] < before[0] - before[1] else "did not clearly reduce")
+    out.append(f"* **Retargeting to pain ×10 without env steps** {verdict} collisions ({before[0]:.2f} → "
+               f"{after[0]:.2f} per episode; success {ms(vec, 'success_rate')[0]:.2f} → "
+               f"{ms(vec, 'retarget_success_rate')[0]:.2f}): the critics only value the old policy's behaviour, so one "
+               f"re-optimisation of the actor against them has little to go on. A short fine-tuning with new env steps "
+               f"({mean_std(result.values(vec, 'finetune_env_steps'))[0]:.0f} instead of "
+               f"{result.runs[0]['total_steps']}) brought collisions to {tuned[0]:.2f} ± {tuned[1]:.2f}, "
+               f"{compare(tuned, scratch)} training from scratch on W1 ({scratch[0]:.2f} ± {scratch[1]:.2f}).")
+    return out + [""]
 
 
 def _num(run, metric, digits=2):
