@@ -372,8 +372,23 @@ class DPG(MirabilisAlgorithm):
         callback.on_training_end()
         return self
 
+    def _replay_ready(self) -> bool:
+        """Whether the replay can be sampled: a HER buffer only once an episode has ended in it (a run
+        resumed from a checkpoint saved without its replay starts with an empty one)."""
+        if not getattr(self, "_replay_has_data", False):
+            buffer = self.replay_buffer
+            filled = buffer.buffer_size if buffer.full else buffer.pos
+            if isinstance(buffer, VectorHerReplayBuffer):
+                self._replay_has_data = bool((buffer.ep_length[:filled] > 0).any())
+            else:
+                self._replay_has_data = filled > 0
+        return self._replay_has_data
+
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
-        """``gradient_steps`` critic updates; an actor and target update every ``policy_delay``-th."""
+        """``gradient_steps`` critic updates; an actor and target update every ``policy_delay``-th
+        (none until the replay can be sampled)."""
+        if not self._replay_ready():
+            return
         if not self.policy.training:  # predict() switched to eval mode (no dropout/batch-norm here, but be exact)
             self.policy.set_training_mode(True)
         for _ in range(gradient_steps):

@@ -104,6 +104,7 @@ MIRABILIS_AGENTS: dict[str, tuple[str, str]] = {
     "lstm-rl": ("agents.lstm_rl:LSTMRL",
                 "LSTM controller by recurrent policy gradient with a vector critic; sees its previous action and reward"),
     "dpg": ("agents.dpg:DPG", "deterministic policy gradients through a vector (per reward channel) critic, TD3's fixes (Sec. 13, 14)"),
+    "subgoal-c-m": ("agents.subgoal_cm:SubgoalCM", "learned evaluator E(start, goal) of costs; subgoal generator trained through frozen copies of E; DPG executor C reaches subgoal after subgoal (Sec. 10, 12)"),
     "planner-c-m": ("agents.planner_cm:PlannerCM", "recurrent C trained by backpropagation through a frozen recurrent world model M plus a vector critic (Sec. 9, 11, 12, 14)"),
 }
 

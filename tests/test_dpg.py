@@ -205,6 +205,22 @@ def test_a_resumed_goal_env_run_ends_the_open_episode_in_its_buffer(tmp_path):
     assert buffer.ep_start[145, 0] == 145, "the next episode starts after it"
 
 
+def test_a_goal_env_run_resumed_without_its_replay_waits_for_an_episode_instead_of_failing(tmp_path):
+    from agents.persistence import load_agent, save_agent
+
+    kwargs = {"max_steps": 30}
+    model = DPG(make_vec_env("mirabilis/StartGoalNav-v0", n_envs=1, seed=0, env_kwargs=kwargs), seed=0,
+                her_terminal_channel="reached", **SMALL)
+    model.learn(145)
+    path = save_agent(model, tmp_path / "c.safetensors", "dpg", model.hyperparams, "mirabilis/StartGoalNav-v0",
+                      kwargs, 0, include_buffer=False)
+    loaded = load_agent(path)
+    loaded.set_env(make_vec_env("mirabilis/StartGoalNav-v0", n_envs=1, seed=1, env_kwargs=kwargs))
+    updates = loaded._n_updates
+    loaded.learn(60, reset_num_timesteps=False)  # empty HER buffer: no sampling until an episode has ended
+    assert loaded._n_updates > updates, "it trains once an episode has ended"
+
+
 def test_goal_env_training_logs_every_channel(tmp_path):
     from stable_baselines3.common.logger import configure
 

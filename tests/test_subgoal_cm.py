@@ -1,0 +1,259 @@
+"""`subgoal-c-m`: the generator learns through E only, finds a known optimum, C switches subgoals, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_script
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from torch import nn
+
+import envs  # noqa: F401  (registers mirabilis/*)
+from agents.errors import UsageError
+from agents.registry import get_agent
+from agents.subgoal_cm import SubgoalCM
+
+ENV = "mirabilis/StartGoalNav-v0"
+SMALL = {"learning_starts": 150, "subgoal_starts": 300, "net_arch": [32, 32], "evaluator_net_arch": [32, 32],
+         "generator_net_arch": [32, 32], "batch_size": 64, "evaluator_batch_size": 64, "generator_batch_size": 64,
+         "evaluator_updates": 10, "generator_updates": 2, "her_terminal_channel": "reached", "buffer_size": 5000}
+
+
+def nav(n_envs=1, **kwargs):
+    return make_vec_env(ENV, n_envs=n_envs, seed=0, env_kwargs=kwargs)
+
+
+def trained(steps=400, **hp):
+    model = SubgoalCM(nav(max_steps=50), seed=0, **{**SMALL, **hp})
+    model.learn(steps)
+    return model
+
+
+class ToyEvaluator(nn.Module):
+    """A known cost in env units: E(a, b) = |a − b|² + w |a − c|² (leaving from far off the station c costs)."""
+
+    def __init__(self, model: SubgoalCM, c, w: float):
+        super().__init__()
+        self.off, self.scale = model._g_off, model._g_scale
+        self.c, self.w = torch.tensor(c, dtype=torch.float32), w
+        self.dummy = nn.Parameter(torch.zeros(()))  # a weight, to show it never moves
+
+    def forward(self, a, b):
+        a, b = a * self.scale + self.off, b * self.scale + self.off
+        return (a - b).square().sum(-1) + self.w * (a - self.c).square().sum(-1) + 0 * self.dummy
+
+
+# --------------------------------------------------------------------------- the generator and E
+
+
+@pytest.mark.parametrize("kind", ["feedforward", "recurrent"])
+def test_the_generator_learns_only_through_E_and_E_does_not_move(kind):
+    model = trained(300, n_subgoals=2, generator=kind)
+    e_before = [p.detach().clone() for p in model.evaluator.parameters()]
+    g_before = [p.detach().clone() for p in model.generator.parameters()]
+    model.evaluator.zero_grad(set_to_none=True)
+    model.train_generator(5)
+    for p, q in zip(model.evaluator.parameters(), e_before):
+        assert torch.equal(p, q), "the generator's update changed E"
+        assert p.grad is None, "the generator's loss put gradients on E itself (not a frozen copy)"
+    assert any(not torch.equal(p, q) for p, q in zip(model.generator.parameters(), g_before))
+    # the gradient comes only through E: with E's output cut from the graph, the generator gets none
+    start, goal = torch.tensor([[0.2, 0.2]]), torch.tensor([[0.8, 0.2]])
+
+    class Constant(nn.Module):
+        def forward(self, a, b):
+            return (a * 0).sum(-1).detach() + 1.0
+
+    loss = model.generator_loss(start, goal, Constant())
+    assert not loss.requires_grad
+    frozen = model.frozen_evaluator()
+    assert all(not p.requires_grad for p in frozen.parameters())
+    loss = model.generator_loss(start, goal, frozen)
+    grads = torch.autograd.grad(loss, list(model.generator.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("kind, k", [("feedforward", 1), ("feedforward", 2), ("recurrent", 2)])
+def test_a_toy_evaluator_with_a_known_cost_gives_the_known_optimal_subgoals(kind, k):
+    torch.manual_seed(0)
+    model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": k, "generator": kind, "generator_lr": 3e-3})
+    s, g, c, w = np.array([0.2, 0.2]), np.array([0.8, 0.2]), np.array([0.5, 0.9]), 2.0
+    toy = ToyEvaluator(model, c, w)
+    model.evaluator = toy
+    pairs = (torch.tensor(s[None], dtype=torch.float32), torch.tensor(g[None], dtype=torch.float32))
+    before = model.plan(s[None], g[None], k)[0]
+    model.train_generator(800, pairs=pairs)
+    assert float(toy.dummy.detach()) == 0.0
+    # the optimum: for k = 1, s1 = (s + g + w c) / (2 + w); for k = 2, the linear system of the two stationarity
+    # conditions  2(s1 − s) + 2(s1 − s2) + 2w(s1 − c) = 0,  2(s2 − s1) + 2(s2 − g) + 2w(s2 − c) = 0
+    if k == 1:
+        optimum = [(s + g + w * c) / (2 + w)]
+    else:
+        A = np.array([[2 + w, -1], [-1, 2 + w]])
+        optimum = list(np.linalg.solve(A, np.stack([s + w * c, g + w * c])))
+    got = model.plan(s[None], g[None], k)[0]
+    assert np.abs(before - np.asarray(optimum)).max() > 0.1, "the straight line is not already optimal"
+    np.testing.assert_allclose(got, np.asarray(optimum), atol=0.02)
+
+
+# --------------------------------------------------------------------------- the executor
+
+
+def test_the_executor_switches_subgoals_when_reached_and_replans_when_the_budget_runs_out():
+    model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 2, "subgoal_budget": 3})
+    calls = []
+
+    def fake_plan(start, goal, m=None):  # chain of m points: 0.3, 0.6 (x) on y = 0.5
+        calls.append((np.asarray(start).copy(), m))
+        xs = [0.3, 0.6][-m:]
+        return np.array([[[x, 0.5] for x in xs]] * len(start), np.float32)
+
+    model.plan = fake_plan
+    goal = np.array([[0.9, 0.5]], np.float32)
+
+    def obs(x):
+        pos = np.array([[x, 0.5]], np.float32)
+        return {"observation": pos, "achieved_goal": pos, "desired_goal": goal}
+
+    state = np.full((1, model._state_width()), np.nan, np.float32)
+    np.testing.assert_allclose(model._advance(obs(0.1), state, True), [[0.3, 0.5]])  # first subgoal
+    assert calls[-1][1] == 2 and state[0, 0] == 2
+    np.testing.assert_allclose(model._advance(obs(0.3), state, True), [[0.6, 0.5]])  # reached: the next one
+    assert calls[-1][1] == 1 and state[0, 0] == 1 and state[0, 1] == 1
+    n_calls = len(calls)
+    for _ in range(2):  # not reached within the budget of 3 steps ...
+        model._advance(obs(0.45), state, True)
+    assert len(calls) == n_calls
+    model._advance(obs(0.45), state, True)  # ... then a fresh chain from where the agent is
+    assert len(calls) == n_calls + 1 and calls[-1][1] == 1
+    np.testing.assert_allclose(calls[-1][0], [[0.45, 0.5]])
+    np.testing.assert_allclose(model._advance(obs(0.6), state, True), goal)  # last subgoal reached: the goal
+    assert state[0, 0] == 0
+    # a subgoal_radius replaces the env's success test (goal_radius 0.05) for subgoals
+    near = np.array([[0.33, 0.5]], np.float32), np.array([[0.3, 0.5]], np.float32)
+    assert model._subgoal_reached(*near)[0]
+    model.subgoal_radius = 0.02
+    assert not model._subgoal_reached(*near)[0]
+    model.subgoal_radius = None
+    # predict keeps that state per env and resets it at episode starts
+    model.plan = SubgoalCM.plan.__get__(model)
+    batch = {k: np.repeat(v, 3, 0) for k, v in obs(0.1).items()}
+    actions, st = model.predict(batch, None, np.ones(3, bool), deterministic=True)
+    assert actions.shape == (3, 2) and st.shape == (3, model._state_width()) and np.all(st[:, 0] == 2)
+    subgoals = SubgoalCM.subgoals_of(st, 2)
+    assert len(subgoals) == 3 and subgoals[0].shape == (2, 2)
+    assert np.all((subgoals[0] > 0) & (subgoals[0] < 1)), "subgoals inside the goal box"
+    _, st2 = model.predict(batch, st, np.array([True, False, False]), deterministic=True)
+    assert st2[0, 1] == 1 and st2[1, 1] == 2
+    flat = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 0})
+    _, st = flat.predict(batch, None, np.ones(3, bool), deterministic=True)
+    assert np.all(st[:, 0] == 0)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_a_short_run_trains_E_logs_hrl_keys_and_plays_with_evaluate_policy(tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    model = SubgoalCM(nav(2, max_steps=40), seed=0, **{**SMALL, "hrl_train_freq": 20, "log_interval": 2})
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    e_before = [p.detach().clone() for p in model.evaluator.parameters()]
+    model.learn(700)
+    assert model.num_timesteps == 700 and model._hrl_updates > 5
+    assert any(not torch.equal(p, q) for p, q in zip(model.evaluator.parameters(), e_before))
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in ("hrl/evaluator_loss", "hrl/generator_cost", "hrl/evaluator_error", "hrl/evaluator_corr",
+                "train/critic_loss", "train/actor_loss", "rollout/success_rate"):
+        assert key in header, key
+    mean, _ = evaluate_policy(model, nav(2, max_steps=40), n_eval_episodes=4)
+    assert np.isfinite(mean)
+    assert model._train_state is not None and np.nanmax(model._train_state[:, 0]) <= 2
+    report = model.evaluator_report(32)
+    assert set(report) == {"evaluator_error", "evaluator_corr"}
+
+
+def test_E_can_be_distilled_from_the_executors_critic_instead():
+    model = SubgoalCM(nav(max_steps=50), seed=0, **{**SMALL, "evaluator_target": "critic", "cost_channel": "step_cost"})
+    e_before = [p.detach().clone() for p in model.evaluator.parameters()]
+    model.learn(400)
+    assert any(not torch.equal(p, q) for p, q in zip(model.evaluator.parameters(), e_before))
+    data = model.replay_buffer.sample(32)
+    cost = model.critic_cost({k: v.float() for k, v in data.observations.items()})
+    assert cost.shape == (32,) and torch.all((cost >= 0) & (cost <= model.cost_cap))
+    with pytest.raises(ValueError, match="cost_channel: unknown channel 'pain'"):
+        SubgoalCM(nav(), seed=0, **{**SMALL, "cost_channel": "pain"})
+
+
+def test_save_load_round_trip(tmp_path):
+    model = trained(350, n_subgoals=3, generator="recurrent")
+    model.set_generator(1, "feedforward")
+    model.train_generator(3)
+    path = tmp_path / "sg.safetensors"
+    model.save(path)
+    loaded = SubgoalCM.load(path)
+    assert loaded.n_subgoals == 1 and loaded.generator_kind == "feedforward"
+    assert loaded.num_timesteps == model.num_timesteps == loaded.executor.num_timesteps
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.1, 0.9, (8, 2)), rng.uniform(0.1, 0.9, (8, 2))
+    np.testing.assert_array_equal(model.evaluate_cost(a, b), loaded.evaluate_cost(a, b))
+    np.testing.assert_array_equal(model.plan(a, b), loaded.plan(a, b))
+    obs = {"observation": a.astype(np.float32), "achieved_goal": a.astype(np.float32),
+           "desired_goal": b.astype(np.float32)}
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    loaded.learn(60, reset_num_timesteps=False)  # without its replay: C waits for a finished episode, then trains
+    assert loaded.num_timesteps == model.num_timesteps + 60
+    # a checkpoint with its replay (what train.py's latest.safetensors holds) trains on
+    from agents.persistence import load_agent, save_agent
+
+    latest = save_agent(model, tmp_path / "latest.safetensors", "subgoal-c-m", model.hyperparams, ENV,
+                        {"max_steps": 50}, 0, include_buffer=True)
+    resumed = load_agent(latest)
+    assert resumed.replay_buffer.pos == model.replay_buffer.pos
+    resumed.learn(60, reset_num_timesteps=False)
+    assert resumed.num_timesteps == model.num_timesteps + 60
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("key, value", [
+    ("n_subgoals", -1), ("n_subgoals", 9), ("generator", "lstm"), ("subgoal_budget", 0), ("subgoal_margin", 0.5),
+    ("evaluator_expectile", 1.0), ("evaluator_tau", 0.0), ("evaluator_random_goals", 1.5), ("cost_cap", 0.0),
+    ("evaluator_net_arch", []), ("generator_net_arch", [8, -1]), ("evaluator_lr", -1.0), ("hrl_train_freq", 0),
+    ("batch_size", 0), ("evaluator_target", "mc"), ("subgoal_radius", 0.0),
+])
+def test_bad_hyperparameters_are_named(key, value):
+    with pytest.raises(ValueError, match=key):
+        SubgoalCM(nav(), seed=0, **{**SMALL, key: value})
+
+
+def test_non_goal_envs_are_refused_with_the_space_named():
+    with pytest.raises(ValueError, match="goal-conditioned Dict observation space"):
+        SubgoalCM(make_vec_env("Pendulum-v1", n_envs=1))
+    with pytest.raises(UsageError, match="subgoal-c-m"):
+        get_agent("subgoal-c-m").check_spaces(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (2,)))
+    assert get_agent("subgoal-c-m").schema()["n_subgoals"].default == 2
+
+
+def test_reproduce_quick_end_to_end(tmp_path):
+    proc = run_script("reproduce.py", "subgoals", "--quick", "--workers", "1", "--out", str(tmp_path), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    labels = {run["label"] for run in data["runs"]}
+    assert labels == {"flat@wall", "subgoal-c-m/k1@wall", "subgoal-c-m/k2@wall", "subgoal-c-m/k3@wall",
+                      "subgoal-c-m/recurrent@wall", "sac@wall"}
+    for run in data["runs"]:
+        assert run["error"] is None
+        assert 0.0 <= run["metrics"]["success_rate"] <= 1.0
+        if run["agent"] == "subgoal-c-m":
+            assert np.isfinite(run["metrics"]["evaluator_corr"])
+    readme = (tmp_path / "README.md").read_text()
+    assert "Quick mode" in readme and "## Target" in readme
+    for name in ("curves.png", "chains_wall.png", "episode_subgoals.gif"):
+        assert (tmp_path / name).stat().st_size > 1000, name
