@@ -17,6 +17,10 @@ bottom:
    at episode starts and every ``seq_len`` steps (truncated BPTT from the stored recurrent state),
    and all segments run through one packed ``nn.LSTM`` call (:mod:`agents.sequences`).
 
+Logged: SB3's ``rollout/*``, ``train/*`` and ``time/*`` keys, ``values/<channel>`` and
+``rollout/reward_<channel>`` per reward channel, and ``memory/*`` (:meth:`RecurrentVectorPG.memory_stats`:
+forget-gate activity, the median memory horizon in steps, the share of long-memory units).
+
 The controller's inputs are the observation (flattened; Discrete one-hot) — and, with
 ``reward_inputs=True``, its previous action and reward vector, added by the env wrapper
 :class:`agents.wrappers.PreviousActionReward` so that ``predict(obs, state, episode_start)``
@@ -581,6 +585,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
             advantages, returns = self.compute_advantages(rewards, values, last_values, rollout.dones,
                                                           rollout.terminated)
             logs = self.train_on_rollout(rollout, values, advantages, returns)
+            logs.update(self.memory_stats(rollout))
             logs.update(self._after_update(rollout))
             for i, name in enumerate(self.channels.names):
                 logs[f"rollout/reward_{name}"] = float(rewards[..., i].mean())
@@ -590,6 +595,24 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                 self._dump_logs()
         callback.on_training_end()
         return self
+
+    @torch.no_grad()
+    def memory_stats(self, rollout: Rollout) -> dict[str, float]:
+        """``memory/*``: how long C's LSTM keeps what it stores, measured on the rollout's own steps.
+
+        The forget gate ``f`` of every unit at every step (recomputed from the stored states) says
+        how much of the cell survives one step; ``1 / (1 - f)`` is that unit's memory horizon in
+        steps. Logged: the mean forget gate, the median horizon, and the share of units that keep
+        more than half their content for 10 steps (``f ** 10 > 0.5``)."""
+        lstm, H = self.policy.lstm, self.policy.lstm_size
+        x = self.policy.encoder(rollout.obs)
+        h = rollout.states[0][..., :H]
+        gates = x @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
+        forget = torch.sigmoid(gates[..., H:2 * H])
+        horizon = 1.0 / (1.0 - forget).clamp_min(1e-6)
+        return {"memory/forget_gate_mean": float(forget.mean()),
+                "memory/horizon_median": float(horizon.median()),
+                "memory/long_units": float((forget ** 10 > 0.5).float().mean())}
 
     def _after_update(self, rollout: Rollout) -> dict[str, float]:
         """Hook after C's update (train M, curiosity statistics...); returns log scalars."""

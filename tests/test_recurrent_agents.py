@@ -101,6 +101,19 @@ def test_previous_action_and_reward_are_inputs():
     assert env.observation_space.contains(obs)
 
 
+def test_memory_diagnostics_follow_the_forget_gates():
+    """``memory/*`` is computed from the forget gates: a large forget bias must show as long memory."""
+    stats = {}
+    for bias in (-3.0, 3.0):
+        model = LSTMRL(tmaze_env(n_envs=2), seed=0, n_steps=16, forget_bias=bias)
+        _, callback = model._setup_learn(1_000, None)
+        stats[bias] = model.memory_stats(model.collect_rollout(callback))
+        assert set(stats[bias]) == {"memory/forget_gate_mean", "memory/horizon_median", "memory/long_units"}
+    assert stats[3.0]["memory/forget_gate_mean"] > 0.8 > 0.2 > stats[-3.0]["memory/forget_gate_mean"]
+    assert stats[3.0]["memory/horizon_median"] > 5 * stats[-3.0]["memory/horizon_median"]
+    assert stats[3.0]["memory/long_units"] > stats[-3.0]["memory/long_units"]
+
+
 def test_reward_inputs_without_the_wrapper_is_a_clear_error():
     with pytest.raises(ValueError, match="PreviousActionReward"):
         LSTMRL(make_vec_env("mirabilis/TMaze-v0", {"length": 3}, 1, 0), seed=0)
