@@ -34,8 +34,42 @@ VERSION = 1
 # --------------------------------------------------------------------------- nested state <-> (json, tensors)
 
 
+def _plain(obj: Any, path: str) -> Any:
+    """JSON form of one element of an object array (SB3's HER keeps the envs' ``info`` dicts so)."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            raise TypeError(f"cannot store a nested object array at {path} in a checkpoint")
+        return {"__nd__": obj.tolist(), "dtype": obj.dtype.str, "shape": list(obj.shape)}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_plain(k, path), _plain(v, path)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, path) for v in obj]
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} inside the object array at {path} in a checkpoint")
+
+
+def _unplain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if "__nd__" in obj:
+            return np.asarray(obj["__nd__"], dtype=np.dtype(obj["dtype"])).reshape(obj["shape"])
+        return {_unplain(k): _unplain(v) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [_unplain(v) for v in obj]
+    return obj
+
+
 def encode(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
-    """JSON-able form of a nested state; tensors and numpy arrays go to ``tensors`` by path."""
+    """JSON-able form of a nested state; tensors and numpy arrays go to ``tensors`` by path.
+
+    Object arrays (e.g. the ``info`` dicts SB3's ``HerReplayBuffer`` keeps per transition) become one
+    JSON text stored as a byte tensor: plain data only (dicts, lists, arrays, numbers, strings)."""
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        text = json.dumps([_plain(v, path) for v in obj.ravel()]).encode()
+        tensors[path] = torch.frombuffer(bytearray(text), dtype=torch.uint8).clone()
+        return {"__objects__": path, "shape": list(obj.shape)}
     if isinstance(obj, torch.Tensor):
         tensors[path] = obj.detach().cpu().clone().contiguous()
         return {"__tensor__": path}
@@ -63,6 +97,12 @@ def decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
             return tensors[obj["__tensor__"]]
         if "__ndarray__" in obj:
             return tensors[obj["__ndarray__"]].numpy()
+        if "__objects__" in obj:
+            items = json.loads(tensors[obj["__objects__"]].numpy().tobytes().decode())
+            out = np.empty(len(items), dtype=object)
+            for i, item in enumerate(items):
+                out[i] = _unplain(item)
+            return out.reshape(obj["shape"])
         if "__dict__" in obj:
             return {decode(k, tensors): decode(v, tensors) for k, v in obj["__dict__"]}
         if "__tuple__" in obj:

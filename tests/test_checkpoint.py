@@ -44,6 +44,35 @@ def test_round_trip_restores_weights_optimiser_counters_and_buffer(tmp_path):
     assert np.allclose(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
 
 
+def test_her_buffer_with_its_info_dicts_round_trips(tmp_path):
+    """SB3's HerReplayBuffer keeps every transition's info dicts in an object array: stored as plain data."""
+    import envs  # noqa: F401
+
+    kwargs = {"max_steps": 20}
+    spec = get_agent("sac")
+    hp = {name: p.default for name, p in spec.schema().items()}
+    hp.update(learning_starts=30, replay_buffer_class="HerReplayBuffer", policy_kwargs={"net_arch": [16, 16]})
+    env = make_vec_env("mirabilis/StartGoalNav-v0", n_envs=1, seed=0, env_kwargs=kwargs)
+    model = spec.build(env, 0, None, hp)
+    model.learn(70)
+    path = save_agent(model, tmp_path / "c.safetensors", "sac", hp, "mirabilis/StartGoalNav-v0", kwargs, 0,
+                      include_buffer=True)
+    loaded = load_agent(path)
+    assert loaded.replay_buffer.infos.dtype == object and loaded.replay_buffer.pos == 70
+    assert np.array_equal(loaded.replay_buffer.ep_length[:70], model.replay_buffer.ep_length[:70])
+    loaded.learn(20, reset_num_timesteps=False)  # relabelling samples the restored episodes
+    # with copy_info_dict=True the dicts hold data: arrays, numbers, nested dicts come back as they were
+    infos = np.empty((2, 1), dtype=object)
+    infos[0, 0] = {"vector_reward": np.array([1.0, -0.5], np.float32), "is_success": True, "step": np.int64(3)}
+    infos[1, 0] = {"terminal_observation": {"achieved_goal": np.zeros(2)}, "TimeLimit.truncated": False}
+    tensors = {}
+    back = checkpoint.decode(checkpoint.encode(infos, tensors, "infos"), tensors)
+    assert back.shape == (2, 1) and back[0, 0]["vector_reward"].dtype == np.float32
+    assert np.array_equal(back[0, 0]["vector_reward"], infos[0, 0]["vector_reward"]) and back[0, 0]["step"] == 3
+    assert np.array_equal(back[1, 0]["terminal_observation"]["achieved_goal"], np.zeros(2))
+    assert back[1, 0]["TimeLimit.truncated"] is False
+
+
 def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "c.safetensors"
     checkpoint.write(path, {"agent": "x"}, {"w": torch.ones(3)})
