@@ -24,6 +24,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -147,3 +149,40 @@ def header_lines(result: ExperimentResult, title: str) -> list[str]:
         "",
     ]
     return lines
+
+
+def plot_learning_curves(result: ExperimentResult, path: Path, values_key: str, ylabel: str,
+                         title: str | None = None, ylim: tuple[float, float] | None = None) -> bool:
+    """One line per label: the mean over seeds of ``metrics[values_key]`` at ``metrics["curve_steps"]``,
+    with a band of ± one standard deviation. Returns whether anything was drawn (and saved)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    drawn = False
+    for label in result.labels():
+        curves = [r["metrics"] for r in result.runs if r["label"] == label and r["metrics"].get(values_key)]
+        if not curves:
+            continue
+        n = min(len(c[values_key]) for c in curves)
+        steps = np.asarray(curves[0]["curve_steps"][:n])
+        values = np.asarray([c[values_key][:n] for c in curves], dtype=float)
+        mean, std = values.mean(0), values.std(0)
+        ax.plot(steps, mean, label=f"{label} ({len(curves)} seeds)")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        drawn = True
+    if drawn:
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title)
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn

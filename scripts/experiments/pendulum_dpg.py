@@ -26,6 +26,7 @@ from experiments.common import (
     header_lines,
     markdown_table,
     mean_std,
+    plot_learning_curves,
 )
 
 DESCRIPTION = "dpg vs SB3 TD3 and DDPG on Pendulum-v1, 20k steps, same nets and update schedule, 5 seeds"
@@ -141,7 +142,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
                   "it alternating in one process."), ""]
     lines += [("Reference: RL Zoo reports TD3 −152 at 20k steps on Pendulum-v1; the design notes measured "
               "−173 ± 92 for SB3 TD3 on this machine class."), ""]
-    if _plot_curves(result, out_dir / "learning_curves.png"):
+    if plot_learning_curves(result, out_dir / "learning_curves.png", "curve_returns", "evaluation return", "Pendulum-v1"):
         lines += ["## Learning curves", "", ("Deterministic evaluation (5 episodes) every 2k steps; "
                   "line = mean over seeds, band = ± one standard deviation."), "",
                   "![learning curves](learning_curves.png)", ""]
@@ -154,37 +155,6 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
                 for r in result.runs]
     lines += ["## Every run", "", markdown_table(["agent", "seed", "eval return", "steps/s", ""], per_seed), ""]
     (out_dir / "README.md").write_text("\n".join(lines))
-
-
-def _plot_curves(result: ExperimentResult, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    drawn = False
-    for label in result.labels():
-        curves = [r["metrics"] for r in result.runs if r["label"] == label and r["metrics"].get("curve_returns")]
-        if not curves:
-            continue
-        n = min(len(c["curve_returns"]) for c in curves)
-        steps = np.asarray(curves[0]["curve_steps"][:n])
-        values = np.asarray([c["curve_returns"][:n] for c in curves])
-        mean, std = values.mean(0), values.std(0)
-        ax.plot(steps, mean, label=f"{label} ({len(curves)} seeds)")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-        drawn = True
-    if drawn:
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("evaluation return")
-        ax.set_title("Pendulum-v1")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return drawn
 
 
 def _episode_gif(result: ExperimentResult, out_dir: Path) -> tuple[str, int] | None:

@@ -29,6 +29,7 @@ from experiments.common import (
     header_lines,
     markdown_table,
     mean_std,
+    plot_learning_curves,
 )
 from experiments.pendulum_dpg import LearningCurve, build_config, run_dir
 
@@ -231,7 +232,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
     lines += ["## Changing the weights after training: pain ×10", "",
               markdown_table(["policy", "success rate", "collisions / episode", "path ÷ shortest",
                               "return (W1)", "new env steps"], rows), ""]
-    if _plot_curves(result, out_dir / "learning_curves.png"):
+    if plot_learning_curves(result, out_dir / "learning_curves.png", "curve_success", "success rate", ylim=(-0.02, 1.02)):
         lines += ["## Learning curves", "", ("Success rate of deterministic evaluation episodes during training "
                   "(mean ± sd over seeds)."), "", "![learning curves](learning_curves.png)", ""]
     gif = _episode_gif(result, out_dir)
@@ -314,36 +315,6 @@ def _plot_values(out_dir: Path) -> bool:
     fig.savefig(out_dir / "values_vs_returns.png", dpi=100)
     plt.close(fig)
     return True
-
-
-def _plot_curves(result: ExperimentResult, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    drawn = False
-    for label in result.labels():
-        curves = [r["metrics"] for r in result.runs if r["label"] == label and r["metrics"].get("curve_success")]
-        if not curves:
-            continue
-        n = min(len(c["curve_success"]) for c in curves)
-        steps = np.asarray(curves[0]["curve_steps"][:n])
-        values = np.asarray([c["curve_success"][:n] for c in curves])
-        ax.plot(steps, values.mean(0), label=label)
-        ax.fill_between(steps, values.mean(0) - values.std(0), values.mean(0) + values.std(0), alpha=0.2)
-        drawn = True
-    if drawn:
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("success rate")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return drawn
 
 
 def _episode_gif(result: ExperimentResult, out_dir: Path):
