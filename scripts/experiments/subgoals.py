@@ -211,6 +211,8 @@ def expand(result: ExperimentResult) -> ExperimentResult:
 
 def report(result: ExperimentResult, out_dir: Path) -> None:
     out_dir = Path(out_dir)
+    title = "Subgoals through a learned evaluator on far start–goal pairs"
+    header = header_lines(result, title)  # of the runs as made (one per layout, seed and agent), before expanding
     result = expand(result)
     write_metrics(result, out_dir)  # the contract: one entry per (label, seed)
     layouts = [lay for lay in LAYOUTS if any(r["label"].endswith(f"@{lay}") for r in result.runs)]
@@ -218,7 +220,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
     def cell(label, metric, digits=2):
         return fmt(*mean_std(result.values(label, metric)), digits)
 
-    lines = header_lines(result, "Subgoals through a learned evaluator on far start–goal pairs")
+    lines = header
     lines += [__doc__.split("\n\n", 1)[1].strip(), ""]
     labels = [v[0] for v in VARIANTS] + ["sac"]
     for layout in layouts:
