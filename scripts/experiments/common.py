@@ -186,3 +186,24 @@ def plot_learning_curves(result: ExperimentResult, path: Path, values_key: str, 
         fig.savefig(path, dpi=110)
     plt.close(fig)
     return drawn
+
+
+def success_curve(total: int, n: int = 10):
+    """An SB3 callback recording the training success rate (SB3's last-100-episode ``ep_success_buffer``)
+    at ``n`` evenly spaced points of a ``total``-step run, in ``.points`` (``None`` before any episode ended)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class SuccessCurve(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.marks = [round(total * (i + 1) / n) for i in range(n)]
+            self.points: list[float | None] = []
+
+        def _on_step(self) -> bool:
+            while self.marks and self.num_timesteps >= self.marks[0]:
+                self.marks.pop(0)
+                buf = list(self.model.ep_success_buffer)
+                self.points.append(round(float(np.mean(buf)), 4) if buf else None)
+            return True
+
+    return SuccessCurve()

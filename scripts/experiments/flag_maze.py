@@ -33,6 +33,7 @@ from experiments.common import (
     header_lines,
     markdown_table,
     mean_std,
+    success_curve,
 )
 
 DESCRIPTION = "the 1991 flag maze: planner-c-m (recurrent C and M) vs feed-forward C, RecurrentPPO, PPO (Sec. 11)"
@@ -115,7 +116,6 @@ def evaluate(model, env_kwargs: dict, n_episodes: int, deterministic: bool, seed
 
 def run(spec: RunSpec, out_dir: Path) -> dict:
     import torch
-    from stable_baselines3.common.callbacks import BaseCallback
 
     from agents.registry import get_agent
     from agents.runner import make_vec_env
@@ -127,20 +127,7 @@ def run(spec: RunSpec, out_dir: Path) -> dict:
     model = agent.build(env, spec.seed, None, spec.hyperparams)
     total = spec.total_steps
 
-    class Curve(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.marks = [int(round(total * (i + 1) / 10)) for i in range(10)]
-            self.points: list[float | None] = []
-
-        def _on_step(self) -> bool:
-            while self.marks and self.num_timesteps >= self.marks[0]:
-                self.marks.pop(0)
-                buf = list(self.model.ep_success_buffer)
-                self.points.append(round(float(np.mean(buf)), 4) if buf else None)
-            return True
-
-    curve = Curve()
+    curve = success_curve(total)
     t0 = time.perf_counter()
     model.learn(total, callback=curve)
     train_seconds = time.perf_counter() - t0

@@ -34,6 +34,7 @@ from experiments.common import (
     header_lines,
     markdown_table,
     mean_std,
+    success_curve,
 )
 
 DESCRIPTION = "learned fovea trajectories with a goal input: planner-c-m vs ppo, dpg, random and an oracle (Sec. 9, 12)"
@@ -90,28 +91,6 @@ def slug(label: str) -> str:
 
 
 # --------------------------------------------------------------------------- one run
-
-
-class _Curve:
-    """An SB3 callback: the training success rate (last 100 episodes) at ``n`` evenly spaced points."""
-
-    def __new__(cls, total: int, n: int = 10):
-        from stable_baselines3.common.callbacks import BaseCallback
-
-        class Curve(BaseCallback):
-            def __init__(self):
-                super().__init__()
-                self.marks = [int(round(total * (i + 1) / n)) for i in range(n)]
-                self.points: list[float | None] = []
-
-            def _on_step(self) -> bool:
-                while self.marks and self.num_timesteps >= self.marks[0]:
-                    self.marks.pop(0)
-                    buf = list(self.model.ep_success_buffer)
-                    self.points.append(round(float(np.mean(buf)), 4) if buf else None)
-                return True
-
-        return Curve()
 
 
 def scripted_action(label: str, env, rng: np.random.Generator) -> np.ndarray:
@@ -180,7 +159,7 @@ def run(spec: RunSpec, out_dir: Path) -> dict:
         agent = get_agent(spec.agent)
         env = make_vec_env(spec.env, spec.env_kwargs, N_ENVS, spec.seed, wrapper=agent.env_wrapper(spec.hyperparams))
         model = agent.build(env, spec.seed, None, spec.hyperparams)
-        callback = _Curve(spec.total_steps)
+        callback = success_curve(spec.total_steps)
         t0 = time.perf_counter()
         model.learn(spec.total_steps, callback=callback)
         train_seconds = time.perf_counter() - t0
