@@ -20,15 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from agents import config
 from experiments.common import ExperimentResult, RunSpec, fmt, header_lines, markdown_table, mean_std, slug
 
 DESCRIPTION = "adversarial vs learning-progress curiosity in the noisy-TV room (Sec. 5, 6)"
 ENV = "mirabilis/NoisyTVRoom-v0"
-#: The room: 3x3 rooms, 100-step episodes, remote TV next to the start room, a 16x16 noise screen
-#: (the YAML's env_kwargs for this env: tests/test_recurrent_agents.py checks that they agree).
-ENV_KWARGS = {"screen_pixels": 256, "max_steps": 100}
+#: The room and the budget are `python scripts/train.py`'s for this env (agents/hyperparams/curious-c-m.yml):
+#: 3x3 rooms, 100-step episodes, the TV's remote next to the start room, a 16x16 noise screen; 100k steps.
+_RUN = config.yaml_run_defaults("curious-c-m", ENV)
+ENV_KWARGS = dict(_RUN["env_kwargs"])
 N_ENVS = 8
-FULL_STEPS = 100_000
+FULL_STEPS = int(_RUN["total_steps"])
 QUICK_STEPS = 1024
 SIGNALS = ("progress", "adversarial", "rnd", "none")
 
@@ -54,7 +56,6 @@ def plan(quick: bool) -> list[RunSpec]:
 
 def hyperparams(signal: str) -> dict:
     """Every hyperparameter as ``scripts/train.py`` resolves it (agents/hyperparams/curious-c-m.yml)."""
-    from agents import config
     from agents.registry import get_agent
 
     return config.resolve(get_agent("curious-c-m").schema(), "curious-c-m", ENV, set_overrides={"curiosity": signal})
