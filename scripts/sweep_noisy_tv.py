@@ -11,7 +11,7 @@ processes, one torch thread each; lines come in the order runs finish.
 
 * ``trap`` — made the TV a fair trap in the original 3×3-room, 300-step room: a bigger noise screen
   and a shorter curiosity discount (16 configs, run on a 16-core machine).
-* ``room`` — (config names start with their round, ``r1`` … ``r6``, run one after the other with
+* ``room`` — (config names start with their round, ``r1`` … ``r7``, run one after the other with
   ``--only rN``) the harder room the experiment now uses (episodes of 100 steps, where a random policy
   covers about 80% of the cells): which entropy bonus and curiosity discount let ``progress`` explore
   it, and whether ``adversarial`` still falls for the TV with them.
@@ -117,7 +117,19 @@ _R6 = [
     ("none ent.05 scr256", "none", _S, _E5, 1),
     ("adv ent.05 cg.97 scr256 epochs4", "adversarial", _S, {**_E5, "n_epochs": 4}, 1),
 ]
-CONFIGS["room"] = [(f"r{i} {name}", *rest) for i, rnd in enumerate((_R1, _R2, _R3, _R4, _R5, _R6), 1)
+_A = {**_E5, "normalize_advantage": False}
+_H = {**_E5, "ent_coef": 0.1}
+_R7 = [  # the experiment's two failing progress seeds (1, 4) under two ways of keeping C from collapsing
+    ("prog ent.05 cg.97 scr256 no-adv-norm", "progress", _S, _A, 1),
+    ("prog ent.05 cg.97 scr256 no-adv-norm", "progress", _S, _A, 4),
+    ("adv ent.05 cg.97 scr256 no-adv-norm", "adversarial", _S, _A, 0),
+    ("none ent.05 cg.97 scr256 no-adv-norm", "none", _S, _A, 1),
+    ("prog ent.1 cg.97 scr256", "progress", _S, _H, 1),
+    ("prog ent.1 cg.97 scr256", "progress", _S, _H, 4),
+    ("adv ent.1 cg.97 scr256", "adversarial", _S, _H, 0),
+    ("none ent.1 cg.97 scr256", "none", _S, _H, 1),
+]
+CONFIGS["room"] = [(f"r{i} {name}", *rest) for i, rnd in enumerate((_R1, _R2, _R3, _R4, _R5, _R6, _R7), 1)
                    for name, *rest in rnd]
 
 

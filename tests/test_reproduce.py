@@ -55,3 +55,17 @@ def test_render_envs_writes_a_frame_and_a_random_policy_video(tmp_path):
     bad = run_script("render_envs.py", "--env", "mirabilis/TMaze-v0", "--env-kwargs", "length=0",
                      "--out", str(tmp_path / "v2"), "--frames", str(tmp_path / "f2"))
     assert bad.returncode == 2 and "length" in bad.stderr
+
+
+def test_noisy_tv_sweep_refuses_a_filter_that_matches_nothing():
+    proc = run_script("sweep_noisy_tv.py", "room", "2048", "--only", "r9")
+    assert proc.returncode == 2 and "no config of 'room' matches" in proc.stderr
+
+
+def test_noisy_tv_sweep_runs_one_config(tmp_path):
+    """The committed sweep runs a config and prints its summary line (toy budget)."""
+    proc = run_script("sweep_noisy_tv.py", "room", "1024", "--only", "r1 none", "--workers", "1", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["name"] for line in lines] == ["r1 none"]
+    assert 0.0 < lines[0]["coverage"] <= 1.0 and len(lines[0]["cov_curve"]) == 10

@@ -204,8 +204,11 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
         "150000`, the original 300-step room; output `sweep_trap.jsonl`) found that a short curiosity discount "
         "or a bigger screen traps the error-seeker; the second (`python scripts/sweep_noisy_tv.py room 100000`, "
         "this room; output `sweep_room.jsonl`) that in 100-step episodes C needs a longer discount (0.97) and a "
-        "larger entropy bonus (0.05) to walk to the far rooms at all, and that with them only the 16×16 screen "
-        "still traps the error-seeker (round r5 of that sweep). Every setting applies to all four signals alike.",
+        "larger entropy bonus (0.05) to walk to the far rooms at all, that with them only the 16×16 screen "
+        "still traps the error-seeker (round r5 of that sweep), and that C collapsed onto the first rooms on some "
+        "seeds (`none` too) until PPO's per-batch advantage normalisation was switched off (round r7: rescaling "
+        "near-zero intrinsic advantages to unit spread turns their noise into confident policy steps). Every "
+        "setting applies to all four signals alike.",
         "",
     ]
     header = ["label", "seeds", "tv_fraction (last 20%)", "coverage", "model_error_learnable", "steps/s"]
