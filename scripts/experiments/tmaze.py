@@ -407,6 +407,12 @@ def verdicts(result: ExperimentResult, lengths: list[int]) -> list[str]:
         worst = min((r["metrics"]["success_rate"] for r in runs), default=float("nan"))
         out.append(f"- `lstm-rl` solves N = 100 (success ≥ 0.95) on every seed — **{'met' if ok else 'MISSED'}** "
                    f"(worst seed {worst:.2f}).")
+        if not ok:
+            out.append("  Why: `results/tmaze_memory/` (`python scripts/reproduce.py tmaze_memory`) takes RL out and "
+                       "measures how many episodes this LSTM needs to learn the cue at all — supervised, and by "
+                       "REINFORCE on the junction choice alone — with lstm-rl's initialisation and with one built "
+                       "for long memory; compare its episode counts with the budgets here (a run of N = 100 holds "
+                       "about 1,000 episodes).")
     out.append(f"- Corridor lengths `lstm-rl` solved on every seed: {', '.join(map(str, solved_all)) or 'none'} "
                f"(of {', '.join(map(str, lengths))}).")
     for length in lengths:
