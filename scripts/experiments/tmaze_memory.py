@@ -297,7 +297,11 @@ def _findings(select, lengths) -> list[str]:
             out.append(f"- REINFORCE on the junction choice alone, `long-memory` init, N = {n}: "
                        f"{min(learned):,}–{max(learned):,} episodes where it learned "
                        f"({len(learned)}/{len(select('reinforce', 'long-memory', None, n))} runs).")
-    out.append("- `results/tmaze` trains `lstm-rl` on 80k (N = 50) and 100k (N = 100) env steps, i.e. about "
-               "1,500 and 1,000 episodes, of which a PPO update sees the junction in a few percent of its steps.")
+    from experiments.tmaze import BUDGET
+
+    budgets = [f"{BUDGET[n] // 1000}k env steps at N = {n} (at most {BUDGET[n] // (n + 1):,} episodes)"
+               for n in lengths if n in BUDGET]
+    out.append(f"- `results/tmaze` gives every label {', '.join(budgets)}; in a PPO update of `lstm-rl` the "
+               "junction is one step of each episode's N + 1 or more.")
     out.append("")
     return out
