@@ -412,7 +412,7 @@ def verdicts(result: ExperimentResult, lengths: list[int]) -> list[str]:
                        "measures how many episodes this LSTM needs to learn the cue at all — supervised, and by "
                        "REINFORCE on the junction choice alone — with lstm-rl's initialisation and with one built "
                        "for long memory; compare its episode counts with the budgets here (a run of N = 100 holds "
-                       "about 1,000 episodes).")
+                       f"at most {runs[0]['total_steps'] // 101:,} episodes).")
     out.append(f"- Corridor lengths `lstm-rl` solved on every seed: {', '.join(map(str, solved_all)) or 'none'} "
                f"(of {', '.join(map(str, lengths))}).")
     for length in lengths:
