@@ -94,11 +94,14 @@ class DPGPolicy(BasePolicy):
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, n_channels: int,
-                 net_arch: list[int], critic_net_arch: list[int], n_critics: int):
+                 net_arch: list[int], critic_net_arch: list[int], n_critics: int, relative_goal: bool = False):
         super().__init__(observation_space, action_space, squash_output=True)
         self.plain_box = isinstance(observation_space, spaces.Box) and observation_space.dtype == np.float32
+        self.relative_goal = relative_goal
         self.features_dim = spaces.flatdim(observation_space) if not isinstance(observation_space, spaces.Dict) \
             else sum(spaces.flatdim(s) for s in observation_space.spaces.values())
+        if relative_goal:
+            self.features_dim += spaces.flatdim(observation_space.spaces["desired_goal"])
         action_dim = int(np.prod(action_space.shape))
         self.actor = mlp(self.features_dim, net_arch, action_dim, squash=True)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
@@ -110,7 +113,10 @@ class DPGPolicy(BasePolicy):
             return obs.reshape(obs.shape[0], -1)
         x = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
         if isinstance(x, dict):
-            return torch.cat([x[k].float().reshape(x[k].shape[0], -1) for k in self.observation_space.spaces], dim=1)
+            parts = [x[k].float().reshape(x[k].shape[0], -1) for k in self.observation_space.spaces]
+            if self.relative_goal:  # where the goal lies from here: the same input wherever the pair is
+                parts.append((x["desired_goal"].float() - x["achieved_goal"].float()).reshape(parts[0].shape[0], -1))
+            return torch.cat(parts, dim=1)
         return x.float().reshape(x.shape[0], -1)
 
     def _predict(self, observation, deterministic: bool = False) -> torch.Tensor:
@@ -138,7 +144,8 @@ class DPG(MirabilisAlgorithm):
     for all) · ``reward_inputs`` · ``her`` (relabel goals on goal-conditioned Dict envs) ·
     ``her_n_sampled_goal`` · ``her_goal_selection_strategy`` · ``her_terminal_channel`` (a
     channel whose nonzero value ends the episode, for relabelled transitions of envs without
-    ``compute_terminated``).
+    ``compute_terminated``) · ``relative_goal`` (goal-conditioned Dict envs: actor and critic also
+    see ``desired_goal − achieved_goal``, the same input wherever on the map a start–goal offset lies).
     """
 
     agent_id = "dpg"
@@ -171,6 +178,7 @@ class DPG(MirabilisAlgorithm):
         her_n_sampled_goal: int = 4,
         her_goal_selection_strategy: str = "future",
         her_terminal_channel: str | None = None,
+        relative_goal: bool = False,
         seed: int | None = None,
         tensorboard_log: str | None = None,
         verbose: int = 0,
@@ -194,6 +202,13 @@ class DPG(MirabilisAlgorithm):
         _check(her_goal_selection_strategy in ("future", "final", "episode"), "her_goal_selection_strategy",
                "must be one of ['future', 'final', 'episode']", her_goal_selection_strategy)
         self.net_arch = _layer_sizes("net_arch", net_arch)
+        _check(isinstance(relative_goal, bool), "relative_goal", "must be true or false", relative_goal)
+        if relative_goal:
+            goal_spaces = getattr(env.observation_space, "spaces", {})
+            _check(all(k in goal_spaces for k in ("achieved_goal", "desired_goal")) and
+                   goal_spaces["achieved_goal"].shape == goal_spaces["desired_goal"].shape, "relative_goal",
+                   "needs a Dict observation with achieved_goal and desired_goal of one shape", relative_goal)
+        self.relative_goal = relative_goal
         self.critic_net_arch = self.net_arch if critic_net_arch is None else _layer_sizes("critic_net_arch", critic_net_arch)
 
         super().__init__(DPGPolicy, env, learning_rate, tensorboard_log=tensorboard_log, verbose=verbose,
@@ -257,7 +272,8 @@ class DPG(MirabilisAlgorithm):
             self.replay_buffer = VectorReplayBuffer(self.buffer_size, self.observation_space, self.action_space, C, **kwargs)
         critic_channels = C if self.vector_critic else 1
         self.policy = DPGPolicy(self.observation_space, self.action_space, critic_channels, self.net_arch,
-                                self.critic_net_arch, 2 if self.twin_critics else 1).to(self.device)
+                                self.critic_net_arch, 2 if self.twin_critics else 1,
+                                relative_goal=self.relative_goal).to(self.device)
         lr = self.lr_schedule(1.0)
         self.actor_optimizer = torch.optim.Adam(self.policy.actor.parameters(), lr=lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.policy.critic.parameters(), lr=lr, fused=True)

@@ -33,6 +33,15 @@ Gymnasium env with ``observation`` / ``achieved_goal`` / ``desired_goal`` and ``
    A share ``evaluator_random_goals`` of the samples gets goals drawn uniformly from the goal
    space's box: goals that are never achieved (inside obstacles, say) are never "reached", so
    their TD targets climb to ``cost_cap`` — E learns that they are unreachable.
+
+   ``evaluator_target="attempts"`` learns E as the 1991 paper did, from what C's own attempts
+   cost (:class:`AttemptLog`): every pursuit of a subgoal, and every ``subgoal_budget`` steps of
+   pursuing the goal itself, is one attempt, and E(p, target) regresses on ``T − i`` steps from
+   each point ``p_i`` of an attempt that reached its target at step ``T``, on ``cost_cap`` from
+   the points of one whose budget ran out. E then predicts what going *directly* costs C —
+   ``cost_cap`` behind a wall C cannot get around on its own — which is what a subgoal chain
+   must avoid; the TD target above predicts the cheapest way round, which a chain cannot beat.
+   (Against the shortest-path cost, ``evaluator_corr``, it therefore correlates less.)
 3. **Subgoal generator** (``generator="feedforward"``: one MLP per chain length
    ``m = 1 … n_subgoals``, each mapping (start, goal) to ``m`` subgoals at once;
    ``"recurrent"``: a GRU that emits the chain one subgoal at a time, fed the previous point,
@@ -53,7 +62,8 @@ Gymnasium env with ``observation`` / ``achieved_goal`` / ``desired_goal`` and ``
    from where the agent now is; when the budget runs out, a fresh chain of ``m`` subgoals is
    generated from there (replanning). With ``m = 0`` C pursues the goal itself;
    ``n_subgoals = 0`` is the flat executor. During training, episodes after ``subgoal_starts``
-   env steps are pursued the same way (plus C's exploration noise) — what C stores is the real
+   env steps are pursued the same way (plus C's exploration noise; with ``mixed_chains`` each
+   episode's chain length is drawn from ``0 … n_subgoals``, so E sees every kind of segment) — what C stores is the real
    transition with the env's goal, so HER and the critics stay off-policy-correct.
 
 Per-env execution state lives in the ``state`` array that :meth:`SubgoalCM.predict` returns and
@@ -82,7 +92,7 @@ from agents.base import MirabilisAlgorithm
 from agents.dpg import DPG, GOAL_KEYS, mlp
 
 GENERATORS = ("feedforward", "recurrent")
-EVALUATOR_TARGETS = ("td", "critic")
+EVALUATOR_TARGETS = ("td", "critic", "attempts")
 
 
 # --------------------------------------------------------------------------- 2. E
@@ -99,6 +109,76 @@ class Evaluator(nn.Module):
     def forward(self, start: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         x = torch.cat([start, goal, goal - start], dim=-1)
         return self.cost_scale * nn.functional.softplus(self.net(x)).squeeze(-1)
+
+
+class AttemptLog:
+    """C's own attempts at the targets it was commanded, as (start, target, observed cost) rows for E.
+
+    ``evaluator_target="attempts"`` (the 1991 set-up: E predicts what the controller's action sequence
+    from start to goal costs). Every pursuit of a subgoal, and every ``budget`` steps of pursuing the
+    goal itself, is one attempt: from each point ``p_i`` it passed through, the target cost ``T − i``
+    steps if it was reached at step ``T`` and ``cap`` if the budget ran out (only the points with at
+    least half the budget still ahead). A reached attempt also gives ``n`` hindsight rows
+    ``(p_i, p_j, j − i)``. Attempts cut short by the episode's end are dropped (their cost is unknown).
+    """
+
+    def __init__(self, goal_dim: int, capacity: int, budget: int, cap: float, rng: np.random.Generator):
+        self.start = np.zeros((capacity, goal_dim), np.float32)
+        self.target = np.zeros((capacity, goal_dim), np.float32)
+        self.cost = np.zeros(capacity, np.float32)
+        self.capacity, self.budget, self.cap, self.rng = capacity, budget, float(cap), rng
+        self.size = self.pos = 0
+        self.open: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}  # env -> (target, points so far)
+        self.reached = self.failed = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _add(self, start: np.ndarray, target: np.ndarray, cost: np.ndarray) -> None:
+        for a, b, c in zip(start, target, cost):
+            self.start[self.pos], self.target[self.pos], self.cost[self.pos] = a, b, c
+            self.pos = (self.pos + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+
+    def follow(self, env: int, point: np.ndarray, target: np.ndarray) -> None:
+        """``env`` is at ``point`` pursuing ``target``: extend its attempt, or open one for a new target."""
+        current = self.open.get(env)
+        if current is not None and np.array_equal(current[0], target):
+            current[1].append(np.array(point, np.float32))
+            if len(current[1]) > self.budget:  # pursuing the goal itself: a budget's worth is one attempt
+                self.close(env, reached=False)
+                self.open[env] = (np.array(target, np.float32), [np.array(point, np.float32)])
+        else:
+            self.drop(env)
+            self.open[env] = (np.array(target, np.float32), [np.array(point, np.float32)])
+
+    def close(self, env: int, reached: bool, point: np.ndarray | None = None) -> None:
+        """End ``env``'s attempt (``point``: where it ended, if not yet followed)."""
+        if env not in self.open:
+            return
+        target, points = self.open.pop(env)
+        if point is not None:
+            points.append(np.array(point, np.float32))
+        pts, steps = np.stack(points), len(points) - 1
+        if reached:
+            self.reached += 1
+            if steps == 0:
+                return
+            self._add(pts[:-1], np.repeat(target[None], steps, 0), np.arange(steps, 0, -1, dtype=np.float32))
+            i = self.rng.integers(0, steps, steps)
+            j = np.minimum(i + 1 + self.rng.integers(0, steps, steps) % (steps - i), steps)
+            self._add(pts[i], pts[j], (j - i).astype(np.float32))
+        else:
+            self.failed += 1
+            keep = pts[: max(1, (self.budget + 1) // 2)]
+            self._add(keep, np.repeat(target[None], len(keep), 0), np.full(len(keep), self.cap, np.float32))
+
+    def drop(self, env: int) -> None:
+        self.open.pop(env, None)
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx = self.rng.integers(0, self.size, n)
+        return self.start[idx], self.target[idx], self.cost[idx]
 
 
 # --------------------------------------------------------------------------- 3. the generators
@@ -186,6 +266,8 @@ class _Bridge(BaseCallback):
         dones = self.locals.get("dones")
         if dones is not None and owner._train_state is not None:
             owner._train_state[np.asarray(dones, bool)] = np.nan  # a new episode: plan afresh
+            if owner._attempts is not None:
+                owner._end_attempts(np.asarray(dones, bool), self.locals.get("infos") or [])
         owner._maybe_train_hrl()
         return self.outer.on_step()
 
@@ -206,15 +288,17 @@ class SubgoalCM(MirabilisAlgorithm):
     (k; 0 = flat) · ``generator`` (``feedforward`` | ``recurrent``) · ``subgoal_budget`` (steps per
     subgoal before replanning) · ``subgoal_starts`` (env steps before training episodes use
     subgoals) · ``subgoal_margin`` (share of the goal box kept free at each side) ·
-    ``subgoal_radius`` (None: the env's success test decides that a subgoal is reached).
+    ``subgoal_radius`` (None: the env's success test decides that a subgoal is reached) ·
+    ``mixed_chains`` (training episodes draw their chain length from ``0 … n_subgoals``).
     *Executor* (passed to :class:`agents.dpg.DPG`, which validates them): ``learning_rate``,
     ``buffer_size``, ``learning_starts``, ``batch_size``, ``gamma``, ``tau``, ``train_freq``,
     ``gradient_steps``, ``action_noise_std``, ``net_arch``, ``her_n_sampled_goal``,
-    ``her_terminal_channel``. *Evaluator:* ``evaluator_net_arch``, ``evaluator_lr``,
+    ``her_terminal_channel``, ``relative_goal`` (C also sees ``desired − achieved``). *Evaluator:* ``evaluator_net_arch``, ``evaluator_lr``,
     ``evaluator_batch_size``, ``evaluator_expectile``, ``evaluator_tau`` (target copy),
     ``evaluator_random_goals`` (share of uniform goals), ``evaluator_target`` (``td``: its own
     expectile TD, step 2; ``critic``: regression on the executor's critic read as a step count,
-    see :meth:`critic_cost`), ``evaluator_hindsight_only`` (``td``: train on relabelled samples
+    see :meth:`critic_cost`; ``attempts``: regression on C's observed costs, :class:`AttemptLog`),
+    ``evaluator_hindsight_only`` (``td``: train on relabelled samples
     only), ``cost_channel`` (``critic``: the channel counting steps), ``cost_cap``, ``cost_scale``
     (E's output unit). *Generator:* ``generator_net_arch``, ``generator_lr``,
     ``generator_batch_size``. *Schedule:* every ``hrl_train_freq`` env steps, ``evaluator_updates``
@@ -235,6 +319,7 @@ class SubgoalCM(MirabilisAlgorithm):
         subgoal_starts: int = 5000,
         subgoal_margin: float = 0.01,
         subgoal_radius: float | None = None,
+        mixed_chains: bool = False,
         # 1. the executor C (DPG with HER)
         learning_rate: float = 1e-3,
         buffer_size: int = 200_000,
@@ -248,6 +333,7 @@ class SubgoalCM(MirabilisAlgorithm):
         net_arch: list = [128, 128],  # noqa: B006 (read, never mutated)
         her_n_sampled_goal: int = 4,
         her_terminal_channel: str | None = None,
+        relative_goal: bool = False,
         # 2. the evaluator E
         evaluator_net_arch: list = [128, 128],  # noqa: B006
         evaluator_lr: float = 1e-3,
@@ -287,6 +373,7 @@ class SubgoalCM(MirabilisAlgorithm):
         _check(generator in GENERATORS, "generator", f"must be one of {list(GENERATORS)}", generator)
         _check(0 <= subgoal_margin < 0.5, "subgoal_margin", "must be in [0, 0.5)", subgoal_margin)
         _check(subgoal_radius is None or subgoal_radius > 0, "subgoal_radius", "must be > 0 or None", subgoal_radius)
+        _check(isinstance(mixed_chains, bool), "mixed_chains", "must be true or false", mixed_chains)
         _check(0 < evaluator_expectile < 1, "evaluator_expectile", "must be in (0, 1)", evaluator_expectile)
         _check(0 < evaluator_tau <= 1, "evaluator_tau", "must be in (0, 1]", evaluator_tau)
         _check(evaluator_target in EVALUATOR_TARGETS, "evaluator_target", f"must be one of {list(EVALUATOR_TARGETS)}",
@@ -305,7 +392,8 @@ class SubgoalCM(MirabilisAlgorithm):
             self.env, learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
             action_noise_std=action_noise_std, net_arch=net_arch, her=True, her_n_sampled_goal=her_n_sampled_goal,
-            her_terminal_channel=her_terminal_channel, seed=seed, verbose=verbose, device=device)
+            her_terminal_channel=her_terminal_channel, relative_goal=relative_goal, seed=seed, verbose=verbose,
+            device=device)
         if not self.executor.use_her:
             raise ValueError("subgoal-c-m needs a goal-conditioned env with compute_reward "
                              "(Dict observation with observation / achieved_goal / desired_goal)")
@@ -314,6 +402,7 @@ class SubgoalCM(MirabilisAlgorithm):
         self.policy = self.executor.policy
         self.n_subgoals, self.generator_kind, self.subgoal_budget = n_subgoals, generator, subgoal_budget
         self.subgoal_starts, self.subgoal_margin, self.subgoal_radius = subgoal_starts, subgoal_margin, subgoal_radius
+        self.mixed_chains = mixed_chains
         self.learning_starts, self.her_terminal_channel = learning_starts, her_terminal_channel
         self.evaluator_lr, self.evaluator_batch_size = evaluator_lr, evaluator_batch_size
         self.evaluator_expectile, self.evaluator_tau = evaluator_expectile, evaluator_tau
@@ -362,6 +451,8 @@ class SubgoalCM(MirabilisAlgorithm):
         self._has_terminated = bool(self.env.has_attr("compute_terminated"))
         self._has_true_cost = all(self.env.has_attr(a) for a in ("shortest_path", "max_speed", "goal_radius"))
         self._train_state: np.ndarray | None = None
+        self._attempts = AttemptLog(self.goal_dim, self.executor.buffer_size, self.subgoal_budget, self.cost_cap,
+                                    self._rng) if self.evaluator_target_kind == "attempts" else None
         self._stats: dict[str, list[float]] = {}
         self._hrl_updates = 0
         self._last_hrl_step = 0
@@ -457,6 +548,8 @@ class SubgoalCM(MirabilisAlgorithm):
     def train_evaluator(self, updates: int) -> float:
         if self.evaluator_target_kind == "critic":
             return self._distill_evaluator(updates)
+        if self.evaluator_target_kind == "attempts":
+            return self._fit_attempts(updates)
         losses = []
         for _ in range(updates):
             # hindsight samples only (they come first): their goals were achieved later in the same episode
@@ -522,6 +615,33 @@ class SubgoalCM(MirabilisAlgorithm):
             self.evaluator_optimizer.step()
             losses.append(loss.item())
         return float(np.mean(losses)) if losses else float("nan")
+
+    def _fit_attempts(self, updates: int) -> float:
+        """``evaluator_target="attempts"``: E(start, target) regresses (squared error) on C's observed costs."""
+        log = self._attempts
+        if len(log) < self.evaluator_batch_size:
+            return float("nan")
+        losses = []
+        for _ in range(updates):
+            a, g, cost = (torch.as_tensor(x) for x in log.sample(self.evaluator_batch_size))
+            loss = (self.evaluator(self._scaled(a), self._scaled(g)) - cost).square().mean()
+            self.evaluator_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.evaluator_optimizer.step()
+            losses.append(loss.item())
+        return float(np.mean(losses))
+
+    def _end_attempts(self, dones: np.ndarray, infos: list[dict]) -> None:
+        """Episodes that ended: an attempt at the goal that reached it is complete, any other is cut short."""
+        for i in np.flatnonzero(dones):
+            info = infos[i] if i < len(infos) else {}
+            last = info.get("terminal_observation")
+            target = self._attempts.open.get(int(i), (None,))[0]
+            if info.get("is_success") and last is not None and target is not None and \
+                    np.array_equal(target, np.asarray(last["desired_goal"], np.float32).reshape(-1)):
+                self._attempts.close(int(i), reached=True, point=np.asarray(last["achieved_goal"]).reshape(-1))
+            else:
+                self._attempts.drop(int(i))
 
     # ------------------------------------------------------------------ 3. training the generator through E
 
@@ -620,14 +740,21 @@ class SubgoalCM(MirabilisAlgorithm):
     def _state_width(self) -> int:
         return 2 + max(self.n_subgoals, 1) * self.goal_dim
 
-    def _advance(self, obs: dict[str, np.ndarray], state: np.ndarray, active: bool) -> np.ndarray:
-        """Update the per-env execution state in place for observations ``obs``; return the commanded goals."""
+    def _advance(self, obs: dict[str, np.ndarray], state: np.ndarray, active: bool,
+                 log: AttemptLog | None = None, mixed: bool = False) -> np.ndarray:
+        """Update the per-env execution state in place for observations ``obs``; return the commanded goals.
+
+        ``log`` (training) records C's attempts; ``mixed`` draws each new episode's chain length
+        uniformly from ``0 … n_subgoals`` instead of always ``n_subgoals``."""
         achieved = np.asarray(obs["achieved_goal"], np.float32).reshape(len(state), -1)
         goal = np.asarray(obs["desired_goal"], np.float32).reshape(len(state), -1)
         d = self.goal_dim
         fresh = np.isnan(state[:, 0])
         if fresh.any():
-            state[fresh, 0] = self.n_subgoals if active else 0
+            if active and mixed:
+                state[fresh, 0] = self._rng.integers(0, self.n_subgoals + 1, int(fresh.sum()))
+            else:
+                state[fresh, 0] = self.n_subgoals if active else 0
             state[fresh, 1] = 0
             self._replan(state, fresh, achieved, goal)
         for _ in range(self.n_subgoals + 1):  # a replanned chain's first subgoal may be reached already
@@ -639,15 +766,24 @@ class SubgoalCM(MirabilisAlgorithm):
             hit[idx] = self._subgoal_reached(achieved[idx], state[idx, 2:2 + d])
             if not hit.any():
                 break
+            if log is not None:
+                for i in np.flatnonzero(hit):
+                    log.close(int(i), reached=True, point=achieved[i])
             state[hit, 0] -= 1
             state[hit, 1] = 0
             self._replan(state, hit & (state[:, 0] > 0), achieved, goal)
         out = state[:, 1] >= self.subgoal_budget  # budget spent: a fresh chain from here
         out &= state[:, 0] > 0
         if out.any():
+            if log is not None:
+                for i in np.flatnonzero(out):
+                    log.close(int(i), reached=False, point=achieved[i])
             state[out, 1] = 0
             self._replan(state, out, achieved, goal)
         commanded = np.where((state[:, 0] > 0)[:, None], state[:, 2:2 + d], goal)
+        if log is not None:
+            for i in range(len(state)):
+                log.follow(i, achieved[i], commanded[i])
         state[:, 1] += 1
         return commanded.astype(np.float32)
 
@@ -670,7 +806,7 @@ class SubgoalCM(MirabilisAlgorithm):
         if self._train_state is None or self._train_state.shape != (n, self._state_width()):
             self._train_state = np.full((n, self._state_width()), np.nan, np.float32)
         active = self.n_subgoals > 0 and self.executor.num_timesteps >= self.subgoal_starts and self._hrl_updates > 0
-        commanded = self._advance(obs, self._train_state, active)
+        commanded = self._advance(obs, self._train_state, active, log=self._attempts, mixed=self.mixed_chains)
         return self._with_goal(obs, commanded)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):

@@ -190,6 +190,63 @@ def test_E_can_be_distilled_from_the_executors_critic_instead():
         SubgoalCM(nav(), seed=0, **{**SMALL, "cost_channel": "pain"})
 
 
+def test_the_attempt_log_turns_C_s_pursuits_into_observed_costs():
+    from agents.subgoal_cm import AttemptLog
+
+    log = AttemptLog(2, 100, budget=4, cap=60.0, rng=np.random.default_rng(0))
+    target = np.array([0.5, 0.5], np.float32)
+    for x in (0.1, 0.2, 0.3):
+        log.follow(0, np.array([x, 0.5]), target)
+    log.close(0, reached=True, point=np.array([0.45, 0.5]))  # reached in 3 steps
+    rows = {(round(float(a[0]), 2), round(float(b[0]), 2)): float(c) for a, b, c in
+            zip(log.start[:log.size], log.target[:log.size], log.cost[:log.size])}
+    assert rows[(0.1, 0.5)] == 3 and rows[(0.2, 0.5)] == 2 and rows[(0.3, 0.5)] == 1  # cost from each point on the way
+    hindsight = [c for (a, b), c in rows.items() if b != 0.5]
+    assert hindsight and all(1 <= c <= 3 for c in hindsight)  # (p_i, p_j, j - i)
+    size = log.size
+    for _ in range(5):  # pursuing the goal itself for more than the budget: one failed attempt, a new one opened
+        log.follow(1, np.array([0.9, 0.9]), target)
+    assert log.failed == 1 and np.all(log.cost[size:log.size] == 60.0) and 1 in log.open
+    size = log.size
+    log.follow(1, np.array([0.8, 0.9]), np.array([0.1, 0.1], np.float32))  # a new target: the old attempt is cut short
+    log.drop(1)
+    assert log.size == size and log.reached == 1 and log.failed == 1
+
+
+def test_E_fitted_on_C_s_attempts_learns_and_mixed_chains_vary_the_chain_length():
+    model = SubgoalCM(nav(max_steps=50), seed=0, **{**SMALL, "evaluator_target": "attempts", "mixed_chains": True,
+                                                    "n_subgoals": 2, "relative_goal": True})
+    lengths = set()
+    original = model._advance
+
+    def spy(obs, state, active, log=None, mixed=False):
+        fresh = np.isnan(state[:, 0]).copy()
+        out = original(obs, state, active, log=log, mixed=mixed)
+        lengths.update(int(v) for v in state[fresh, 0] if active)
+        return out
+
+    model._advance = spy
+    e_before = [p.detach().clone() for p in model.evaluator.parameters()]
+    model.learn(800)
+    assert lengths == {0, 1, 2}  # every chain length from the flat pursuit to n_subgoals
+    assert model._attempts.reached + model._attempts.failed > 10 and len(model._attempts) > 50
+    assert any(not torch.equal(p, q) for p, q in zip(model.evaluator.parameters(), e_before))
+    costs = model._attempts.cost[:len(model._attempts)]
+    assert np.all((costs >= 1) & (costs <= model.cost_cap))
+    assert model.executor.policy.features_dim == 8  # achieved, desired, observation and desired - achieved
+
+
+def test_relative_goal_appends_where_the_goal_lies_from_here():
+    from agents.dpg import DPG
+
+    model = DPG(nav(), relative_goal=True, net_arch=[8], seed=0)
+    obs = {"achieved_goal": torch.tensor([[0.2, 0.3]]), "desired_goal": torch.tensor([[0.7, 0.1]]),
+           "observation": torch.tensor([[0.2, 0.3]])}
+    np.testing.assert_allclose(model.policy.features(obs)[0, -2:].numpy(), [0.5, -0.2], atol=1e-6)
+    with pytest.raises(ValueError, match="relative_goal needs a Dict observation"):
+        DPG(make_vec_env("Pendulum-v1", n_envs=1), relative_goal=True)
+
+
 def test_save_load_round_trip(tmp_path):
     model = trained(350, n_subgoals=3, generator="recurrent")
     model.set_generator(1, "feedforward")
