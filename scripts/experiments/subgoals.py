@@ -8,9 +8,9 @@ most of them in sight of each other), episodes of 100 steps.
 * **`subgoal-c-m`** — one training run per (layout, seed): the DPG executor C with HER, the
   evaluator E learned from what C's own attempts cost (`evaluator_target: attempts`: steps to a
   target reached within 30, else 60), and a feed-forward generator that guides the training
-  episodes after 5k steps with 0, 1 or 2 subgoals (drawn per episode, `mixed_chains`). After training, with no further
-  env steps, a *fresh* generator is trained through a frozen copy of the final E for each
-  variant — `k1`, `k2`, `k3` (feed-forward, k subgoals) and `recurrent` (a GRU emitting 3
+  episodes after 5k steps with 0, 1 or 2 subgoals (drawn per episode, `mixed_chains`). C also
+  sees `desired − achieved` (`relative_goal`). After training, with no further env steps, a
+  *fresh* generator is trained through a frozen copy of the final E for each variant — `k1`, `k2`, `k3` (feed-forward, k subgoals) and `recurrent` (a GRU emitting 3
   subgoals one by one) — and each variant is evaluated with the same C and E.
 * **`flat`** — that same trained executor C, commanded with the goal itself (no subgoals).
 * **`sac`** — stable-baselines3 SAC with `HerReplayBuffer` (4 relabelled goals, `future`),
@@ -20,7 +20,9 @@ Metrics: `success_rate` on 200 fixed far pairs per layout (deterministic actions
 (path length ÷ shortest path, over successful episodes), `evaluator_corr` and `evaluator_error`
 (E against the true cost on 500 held-out random pairs of free points; the true cost is the
 steps a point moving `max_speed` per axis needs along the exact shortest path — used only here,
-never in training).
+never in training). E predicts what going *directly* costs C (60 where C fails within 30 steps, as
+behind a wall), not the shortest detour, so on pairs that need one it is high by design and its
+correlation with the shortest-path cost is only a rough check.
 """
 
 from __future__ import annotations
