@@ -166,7 +166,7 @@ class AttemptLog:
                 return
             self._add(pts[:-1], np.repeat(target[None], steps, 0), np.arange(steps, 0, -1, dtype=np.float32))
             i = self.rng.integers(0, steps, steps)
-            j = np.minimum(i + 1 + self.rng.integers(0, steps, steps) % (steps - i), steps)
+            j = i + 1 + self.rng.integers(0, steps - i)  # a later point of the same attempt
             self._add(pts[i], pts[j], (j - i).astype(np.float32))
         else:
             self.failed += 1

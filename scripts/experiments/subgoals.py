@@ -49,9 +49,8 @@ ENV = "mirabilis/StartGoalNav-v0"
 LAYOUTS = ("wall", "u")
 SEEDS = range(5)
 TOTAL_STEPS = 40_000
-#: the training env: random pairs (far pairs only in evaluation; training on far pairs alone left C
-#: stuck against the obstacles for most of each episode: single-seed probes at 40k steps reached
-#: 0.60-0.93 on in-sight pairs that way, 0.96 with random pairs on `wall`)
+#: the training env: random pairs (far pairs only in evaluation). Trained on far pairs alone, C spent
+#: most of each episode stuck against an obstacle; this choice came from uncommitted single-seed probes.
 TRAIN_FAR_PAIRS = False
 #: (label, n_subgoals, generator) of the variants evaluated on one trained subgoal-c-m run
 VARIANTS = (("flat", 0, "feedforward"), ("subgoal-c-m/k1", 1, "feedforward"), ("subgoal-c-m/k2", 2, "feedforward"),
