@@ -37,6 +37,14 @@ Options that decide whether anything, and memory over long gaps, is learned at a
   reached ~160. ``critic_lstm=False`` shares one LSTM (half the recurrent cost).
 * ``forget_bias`` — the forget gates' initial bias: ``sigmoid(b)`` per step, so at b = 3 a cue
   still has ~1/3 of its strength after 20 steps rather than ~1e-6 at PyTorch's default.
+* ``input_bias`` — the actor LSTM's input gates' initial bias. Nearly shut (-5), the cell does not
+  fill up with a long corridor's constant input and saturate before learning decides what to
+  write; with ``forget_bias`` 6 this is the long-memory initialisation that ``results/tmaze_memory``
+  measured. Only the actor's: the critic must see where it is now to give the junction's choice a
+  centred baseline, and with its input gates shut it could not (the choice then collapsed onto
+  one arm before the memory formed).
+* ``policy_gain`` — the orthogonal gain of the policy head's initial weights (0.01 as SB3 does:
+  a near-uniform first policy). At 1 the junction's gradient reaches the LSTM at full strength.
 * ``persistence`` (Discrete actions, ``reward_inputs``) — a learnable skip connection from the
   previous action to the logits, initialised to ``persistence * I``: the untrained policy repeats
   its last action with probability ``e^p / (e^p + n - 1)``, so its exploration is a persistent
@@ -77,15 +85,17 @@ def flatten_obs_tensor(space: spaces.Space, obs) -> torch.Tensor:
     return tensor.reshape(tensor.shape[0], -1)
 
 
-def _init_forget_gates(lstm: nn.LSTM, forget_bias: float | None) -> None:
-    """Forget-gate bias (gate order i, f, g, o); ``None``: PyTorch's default init. A bias of b keeps
-    a memory for about ``1 / (1 - sigmoid(b))`` steps at the start of learning (b = 3: ~20)."""
-    if forget_bias is None:
-        return
+def _init_gates(lstm: nn.LSTM, forget_bias: float | None, input_bias: float | None = None) -> None:
+    """Forget- and input-gate biases (gate order i, f, g, o); ``None``: PyTorch's default init. A
+    forget bias of b keeps a memory for about ``1 / (1 - sigmoid(b))`` steps at the start of learning
+    (b = 3: ~20; b = 6: ~400); a negative input bias keeps the cell from filling up with a long
+    constant input (and saturating) before learning has decided what is worth writing."""
     H = lstm.hidden_size
     with torch.no_grad():
-        lstm.bias_ih_l0[H:2 * H].fill_(forget_bias)
-        lstm.bias_hh_l0[H:2 * H].zero_()
+        for index, bias in ((1, forget_bias), (0, input_bias)):
+            if bias is not None:
+                lstm.bias_ih_l0[index * H:(index + 1) * H].fill_(bias)
+                lstm.bias_hh_l0[index * H:(index + 1) * H].zero_()
 
 
 def _lstm_step(encoder: nn.Module, lstm: nn.LSTM, obs: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
@@ -111,7 +121,8 @@ class RecurrentActorCritic(nn.Module):
 
     def __init__(self, obs_dim: int, action_space: spaces.Space, n_channels: int, encoder_size: int,
                  lstm_size: int, forget_bias: float | None = None, previous_action: slice | None = None,
-                 persistence: float = 0.0, critic_lstm: bool = False):
+                 persistence: float = 0.0, critic_lstm: bool = False, input_bias: float | None = None,
+                 policy_gain: float = 0.01):
         super().__init__()
         self.action_space = action_space
         self.lstm_size = lstm_size
@@ -129,7 +140,7 @@ class RecurrentActorCritic(nn.Module):
         for layer in (self.encoder[0], self.value_head):
             nn.init.orthogonal_(layer.weight, np.sqrt(2) if layer is self.encoder[0] else 1.0)
             nn.init.zeros_(layer.bias)
-        nn.init.orthogonal_(self.policy_head.weight, 0.01)
+        nn.init.orthogonal_(self.policy_head.weight, policy_gain)
         nn.init.zeros_(self.policy_head.bias)
         # Persistence prior: a learnable skip connection from the previous action (an input, Sec. 13) to
         # the logits, initialised to ``persistence * identity`` -- the initial policy tends to repeat its
@@ -141,14 +152,14 @@ class RecurrentActorCritic(nn.Module):
             self.persistence = nn.Linear(n, n, bias=False)
             with torch.no_grad():
                 self.persistence.weight.copy_(persistence * torch.eye(n))
-        _init_forget_gates(self.lstm, forget_bias)
+        _init_gates(self.lstm, forget_bias, input_bias)
         self.critic_encoder = self.critic_rnn = None
         if critic_lstm:  # made after the actor's modules: those start the same as without it
             self.critic_encoder = nn.Sequential(nn.Linear(obs_dim, encoder_size), nn.Tanh())
             self.critic_rnn = nn.LSTM(encoder_size, lstm_size)
             nn.init.orthogonal_(self.critic_encoder[0].weight, np.sqrt(2))
             nn.init.zeros_(self.critic_encoder[0].bias)
-            _init_forget_gates(self.critic_rnn, forget_bias)
+            _init_gates(self.critic_rnn, forget_bias)
 
     def actor_features(self, features: torch.Tensor) -> torch.Tensor:
         return features[..., : self.lstm_size] if self.critic_rnn is not None else features
@@ -261,6 +272,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         encoder_size: int = 64,
         lstm_size: int = 64,
         forget_bias: float | None = None,
+        input_bias: float | None = None,
+        policy_gain: float = 0.01,
         persistence: float = 0.0,
         critic_lstm: bool = True,
         reward_weights: Any = None,
@@ -285,6 +298,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        if policy_gain <= 0:
+            raise ValueError(f"policy_gain must be > 0, got {policy_gain}")
         super().__init__(
             policy=RecurrentActorCritic, env=env, learning_rate=learning_rate, tensorboard_log=tensorboard_log,
             verbose=verbose, device=device, seed=seed, stats_window_size=stats_window_size,
@@ -301,6 +316,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.normalize_advantage = normalize_advantage
         self.encoder_size, self.lstm_size, self.forget_bias = encoder_size, lstm_size, forget_bias
+        self.input_bias, self.policy_gain = input_bias, policy_gain
         self.critic_lstm = critic_lstm
         if persistence and not (reward_inputs and isinstance(self.action_space, spaces.Discrete)):
             raise ValueError("persistence (a prior to repeat the previous action) needs reward_inputs=True and a "
@@ -347,7 +363,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
             previous_action = slice(end - spaces.flatdim(self.action_space), end)
         self.policy = RecurrentActorCritic(obs_dim, self.action_space, len(self.channels), self.encoder_size,
                                            self.lstm_size, self.forget_bias, previous_action,
-                                           self.persistence, self.critic_lstm).to(self.device)
+                                           self.persistence, self.critic_lstm, self.input_bias,
+                                           self.policy_gain).to(self.device)
         self.policy.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.learning_rate, eps=1e-5)
         self._lstm_state = None
 

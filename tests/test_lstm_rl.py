@@ -83,9 +83,25 @@ def test_forget_bias_sets_the_forget_gates():
     assert torch.all(lstm.bias_ih_l0[8:16] + lstm.bias_hh_l0[8:16] == 2.0)
 
 
+def test_long_memory_init_shuts_the_actors_input_gates_only_and_scales_the_policy_head():
+    model = LSTMRL(tmaze_env(), seed=0, lstm_size=8, forget_bias=6.0, input_bias=-5.0, policy_gain=1.0)
+    actor, critic = model.policy.lstm, model.policy.critic_rnn
+    assert torch.all(actor.bias_ih_l0[:8] + actor.bias_hh_l0[:8] == -5.0)
+    assert torch.all(actor.bias_ih_l0[8:16] + actor.bias_hh_l0[8:16] == 6.0)
+    assert torch.all(critic.bias_ih_l0[8:16] + critic.bias_hh_l0[8:16] == 6.0)
+    assert not torch.all(critic.bias_ih_l0[:8] + critic.bias_hh_l0[:8] == -5.0)  # the critic sees the present
+    default = LSTMRL(tmaze_env(), seed=0, lstm_size=8)
+    # orthogonal rows: the head's singular values are its gain
+    gain = float(torch.linalg.matrix_norm(model.policy.policy_head.weight.detach(), ord=2))
+    small = float(torch.linalg.matrix_norm(default.policy.policy_head.weight.detach(), ord=2))
+    assert gain == pytest.approx(1.0, abs=1e-4) and small == pytest.approx(0.01, abs=1e-6)
+
+
 def test_bad_options_are_refused_by_name():
     with pytest.raises(ValueError, match="persistence"):
         LSTMRL(make_vec_env("Pendulum-v1", {}, 1, 0, wrapper=PreviousActionReward), seed=0, persistence=2.0)
+    with pytest.raises(ValueError, match="policy_gain"):
+        LSTMRL(tmaze_env(), seed=0, policy_gain=0.0)
 
 
 def test_trained_agent_with_every_option_round_trips(tmp_path):
@@ -158,14 +174,14 @@ def test_experiment_quick_end_to_end(name, tmp_path):
 
 def test_memory_trace_vanishes_with_torch_init_and_not_with_a_forget_bias():
     """The diagnosis behind results/tmaze's misses: with PyTorch's LSTM init the start signal has no trace
-    left at the junction of a 50-cell corridor (so no gradient reaches it); lstm-rl's forget bias keeps one."""
+    left at the junction of a 50-cell corridor (so no gradient reaches it); a forget bias of 2 keeps one."""
     from experiments.tmaze_memory import Walker, build_network, trace
 
     traces = {}
-    for init in ("torch-default", "lstm-rl"):
+    for init in ("torch-default", "forget-bias-2"):
         net, _, wrapper = build_network(50, init, "obs+action+reward", seed=0)
         traces[init] = trace(net, Walker(50, wrapper, seed=0))
-    assert traces["torch-default"] < 1e-5 and traces["lstm-rl"] > 1e-3, traces
+    assert traces["torch-default"] < 1e-5 and traces["forget-bias-2"] > 1e-3, traces
 
 
 def test_memory_walker_reaches_the_junction_and_logits_name_two_arms():
@@ -192,7 +208,7 @@ def test_tmaze_memory_quick_end_to_end(tmp_path):
         m = run["metrics"]
         assert m["trace"] >= 0 and m["episodes_seen"] > 0 and m["curve"]
         assert m["episodes_to_learn"] is None or m["final_accuracy"] >= 0.95
-    # N = 5 is short enough for lstm-rl's own init to learn the signal supervised within the toy budget
-    lstm_rl = [r for r in data["runs"] if r["label"].startswith("supervised lstm-rl ")]
+    # N = 5 is short enough for a forget bias of 2 to learn the signal supervised within the toy budget
+    lstm_rl = [r for r in data["runs"] if r["label"].startswith("supervised forget-bias-2 ")]
     assert lstm_rl and all(r["metrics"]["episodes_to_learn"] for r in lstm_rl)
     assert "Trace of the start signal" in (out / "README.md").read_text()

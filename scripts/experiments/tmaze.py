@@ -410,8 +410,8 @@ def verdicts(result: ExperimentResult, lengths: list[int]) -> list[str]:
         if not ok:
             out.append("  Why: `results/tmaze_memory/` (`python scripts/reproduce.py tmaze_memory`) takes RL out and "
                        "measures how many episodes this LSTM needs to learn the cue at all — supervised, and by "
-                       "REINFORCE on the junction choice alone — with lstm-rl's initialisation and with one built "
-                       "for long memory; compare its episode counts with the budgets here (a run of N = 100 holds "
+                       "REINFORCE on the junction choice alone — with lstm-rl's T-maze initialisation (`long-memory`) "
+                       "and two weaker ones; compare its episode counts with the budgets here (a run of N = 100 holds "
                        f"at most {runs[0]['total_steps'] // 101:,} episodes).")
     out.append(f"- Corridor lengths `lstm-rl` solved on every seed: {', '.join(map(str, solved_all)) or 'none'} "
                f"(of {', '.join(map(str, lengths))}).")

@@ -25,11 +25,11 @@ length N and seed:
 Settings (``init``):
 
 * ``torch-default`` — PyTorch's LSTM initialisation;
-* ``lstm-rl`` — `lstm-rl`'s T-maze settings as used in ``results/tmaze`` (forget-gate bias 2);
+* ``forget-bias-2`` — forget-gate bias 2, `lstm-rl`'s T-maze setting until the long-memory one;
 * ``long-memory`` — forget-gate bias 6 (a memory of ~400 steps), input-gate bias −5 (the cell does
   not fill up with the corridor's constant input and saturate its tanh) and the policy head
-  initialised at gain 1 instead of 0.01 (so the junction's gradient reaches the LSTM at all). Set
-  on the network here; not options of the agent.
+  initialised at gain 1 instead of 0.01 (so the junction's gradient reaches the LSTM at all):
+  `lstm-rl`'s options ``forget_bias``, ``input_bias``, ``policy_gain``.
 
 and ``inputs``: ``obs+action+reward`` (`lstm-rl`'s default, Sec. 13) or ``obs`` only.
 """
@@ -53,7 +53,13 @@ DESCRIPTION = "T-maze memory without RL: trace, supervised and REINFORCE learnin
 ENV = "mirabilis/TMaze-v0"
 LENGTHS = (20, 50, 100)
 SEEDS = range(3)
-INITS = ("torch-default", "lstm-rl", "long-memory")
+#: lstm-rl's initialisation options per setting
+INIT_OPTIONS = {
+    "torch-default": {"forget_bias": None, "input_bias": None, "policy_gain": 0.01},
+    "forget-bias-2": {"forget_bias": 2.0, "input_bias": None, "policy_gain": 0.01},
+    "long-memory": {"forget_bias": 6.0, "input_bias": -5.0, "policy_gain": 1.0},
+}
+INITS = tuple(INIT_OPTIONS)
 INPUTS = ("obs+action+reward", "obs")
 #: gradient updates at most (supervised: 32 episodes each; reinforce: 8)
 MAX_UPDATES = {"supervised": 300, "reinforce": 600}
@@ -93,11 +99,7 @@ def build_network(length: int, init: str, inputs: str, seed: int):
     from agents.runner import make_vec_env
     from experiments.tmaze import horizon, resolved
 
-    overrides = dict(horizon(length))
-    if init == "torch-default":
-        overrides["forget_bias"] = None
-    elif init == "long-memory":
-        overrides["forget_bias"] = 6.0
+    overrides = {**horizon(length), **INIT_OPTIONS[init]}
     if inputs == "obs":
         overrides.update(reward_inputs=False, persistence=0.0)
     hp = resolved("lstm-rl", overrides)
@@ -109,12 +111,6 @@ def build_network(length: int, init: str, inputs: str, seed: int):
     env.close()
     net = model.policy
     assert isinstance(net, RecurrentActorCritic)
-    if init == "long-memory":
-        H = net.lstm_size
-        with torch.no_grad():
-            net.lstm.bias_ih_l0[:H].fill_(-5.0)
-            net.lstm.bias_hh_l0[:H].zero_()
-        torch.nn.init.orthogonal_(net.policy_head.weight, 1.0)
     return net, hp, wrapper
 
 
