@@ -5,8 +5,9 @@ signal of ``mirabilis/TMaze-v0`` along a corridor of length N and turn the way i
 ``lstm-rl`` (this repo; its ``agents/hyperparams/lstm-rl.yml`` TMaze defaults), sb3-contrib
 ``recurrent-ppo`` and SB3 ``ppo`` (memory-less: chance, 50%, is its ceiling), 5 seeds each, the
 same env-step budget per N for every label, 8 envs. The baselines get lstm-rl's PPO-level
-settings (rollout length, epochs, minibatch size, learning rate, discount, GAE lambda, entropy
-coefficient) and RecurrentPPO its LSTM size; everything else is their library default. Rollout
+settings (rollout length, epochs, minibatch size, discount, GAE lambda, entropy
+coefficient), RecurrentPPO its LSTM size, both the learning rate ``BASELINE_LEARNING_RATE``; everything
+else is their library default. Rollout
 length, BPTT window and discount scale with the corridor, for every label alike (:func:`horizon`).
 
 Metrics per run (evaluation with actions sampled from the policy, as it acts in training; the
@@ -60,7 +61,10 @@ QUICK_OPTIONS = {"n_checks": 2, "check_episodes": 10, "eval_episodes": 20}
 EVAL_EPISODES = 200
 CHECK_EPISODES = 50
 N_CHECKS = 25
-SHARED = ("n_steps", "n_epochs", "learning_rate", "gamma", "gae_lambda", "ent_coef", "clip_range", "vf_coef",
+#: the baselines' learning rate: lstm-rl's 0.01 belongs to its long-memory initialisation; with it a first
+#: run of this experiment (commit 3b7b93f) saw RecurrentPPO stop reaching either arm (success 0) on some seeds
+BASELINE_LEARNING_RATE = 0.003
+SHARED = ("n_steps", "n_epochs", "gamma", "gae_lambda", "ent_coef", "clip_range", "vf_coef",
           "max_grad_norm")
 
 
@@ -75,6 +79,7 @@ def resolved(agent: str, overrides: dict | None = None, env: str = ENV) -> dict:
 def baseline_hyperparams(agent: str, ours: dict, env: str = ENV) -> dict:
     """lstm-rl's PPO-level settings in SB3's terms (minibatch size from lstm-rl's minibatch count)."""
     hp = {k: ours[k] for k in SHARED}
+    hp["learning_rate"] = BASELINE_LEARNING_RATE
     hp["batch_size"] = ours["n_steps"] * N_ENVS // ours["n_minibatches"]
     if agent == "recurrent-ppo":
         hp["policy_kwargs"] = {"lstm_hidden_size": ours["lstm_size"]}
@@ -343,8 +348,10 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
         f"steps; a memory-less policy succeeds in half the episodes at best. {N_ENVS} envs per run; the same "
         "env-step budget per N for every label (see the table). `lstm-rl`: the defaults of "
         f"`agents/hyperparams/lstm-rl.yml`, i.e. `{json.dumps(shown)}`. `recurrent-ppo` (sb3-contrib) and "
-        "`ppo` (SB3) get the same rollout length, epochs, minibatch size, learning rate, discount, GAE "
-        "lambda and entropy coefficient, RecurrentPPO the same LSTM size; the rest is their library default.",
+        "`ppo` (SB3) get the same rollout length, epochs, minibatch size, discount, GAE "
+        "lambda and entropy coefficient, RecurrentPPO the same LSTM size, both the learning rate "
+        f"{BASELINE_LEARNING_RATE} (lstm-rl's 0.01 goes with its long-memory initialisation; at 0.01 "
+        "RecurrentPPO ended some runs unable to reach either arm); the rest is their library default.",
         "",
         "Rollout length = BPTT window = the smallest power of two ≥ max(128, 2 (N + 1)), and discount "
         "max(0.95, 1 - 1/(N + 1)), for every label alike (`horizon()` in `scripts/experiments/tmaze.py`).",
