@@ -341,7 +341,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
     ours = next((r["hyperparams"] for r in result.runs if r["agent"] == "lstm-rl"), {})
     shown = {k: ours[k] for k in ("n_steps", "seq_len", "n_epochs", "n_minibatches", "learning_rate", "gamma",
                                    "gae_lambda", "ent_coef", "lstm_size", "encoder_size", "critic_lstm",
-                                   "forget_bias", "persistence") if k in ours}
+                                   "forget_bias", "input_bias", "policy_gain", "persistence") if k in ours}
     lines += [
         f"`{ENV}` (Bakker 2002): a signal at the start of a corridor of length N says which arm of the T at "
         "its end pays (+4; the other arm -0.1, bumping into a wall -0.1). The shortest episode takes N + 1 "
@@ -422,6 +422,14 @@ def verdicts(result: ExperimentResult, lengths: list[int]) -> list[str]:
                        f"at most {runs[0]['total_steps'] // 101:,} episodes).")
     out.append(f"- Corridor lengths `lstm-rl` solved on every seed: {', '.join(map(str, solved_all)) or 'none'} "
                f"(of {', '.join(map(str, lengths))}).")
+    for length in lengths:  # runs whose checks reached 0.95 but whose final evaluation did not
+        runs = [r["metrics"] for r in _runs(result, "lstm-rl", length) if r["metrics"]]
+        lost = [m for m in runs if m.get("steps_to_solve") and m["success_rate"] < 0.95]
+        if lost:
+            finals = ", ".join(f"{m['success_rate']:.2f}" for m in lost)
+            probes = ", ".join("—" if m.get("probe_accuracy") is None else f"{m['probe_accuracy']:.2f}" for m in lost)
+            out.append(f"- N = {length}: {len(lost)} of {len(runs)} `lstm-rl` runs reached 0.95 in a check and ended "
+                       f"below it (final success {finals}; memory probe {probes}): solved, then unlearned.")
     for length in lengths:
         ours = [r["metrics"].get("steps_to_solve") for r in _runs(result, "lstm-rl", length) if r["metrics"]]
         base = [r["metrics"].get("steps_to_solve") for r in _runs(result, "recurrent-ppo", length) if r["metrics"]]
