@@ -213,6 +213,6 @@ def test_tmaze_memory_quick_end_to_end(tmp_path):
         assert m["trace"] >= 0 and m["episodes_seen"] > 0 and m["curve"]
         assert m["episodes_to_learn"] is None or m["final_accuracy"] >= 0.95
     # N = 5 is short enough for a forget bias of 2 to learn the signal supervised within the toy budget
-    lstm_rl = [r for r in data["runs"] if r["label"].startswith("supervised forget-bias-2 ")]
-    assert lstm_rl and all(r["metrics"]["episodes_to_learn"] for r in lstm_rl)
+    bias_2 = [r for r in data["runs"] if r["label"].startswith("supervised forget-bias-2 ")]
+    assert bias_2 and all(r["metrics"]["episodes_to_learn"] for r in bias_2)
     assert "Trace of the start signal" in (out / "README.md").read_text()

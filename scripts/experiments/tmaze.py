@@ -5,10 +5,10 @@ signal of ``mirabilis/TMaze-v0`` along a corridor of length N and turn the way i
 ``lstm-rl`` (this repo; its ``agents/hyperparams/lstm-rl.yml`` TMaze defaults), sb3-contrib
 ``recurrent-ppo`` and SB3 ``ppo`` (memory-less: chance, 50%, is its ceiling), 5 seeds each, the
 same env-step budget per N for every label, 8 envs. The baselines get lstm-rl's PPO-level
-settings (rollout length, epochs, minibatch size, discount, GAE lambda, entropy
-coefficient), RecurrentPPO its LSTM size, both the learning rate ``BASELINE_LEARNING_RATE``; everything
-else is their library default. Rollout
-length, BPTT window and discount scale with the corridor, for every label alike (:func:`horizon`).
+settings (rollout length, epochs, minibatch size, discount, GAE lambda, entropy coefficient),
+RecurrentPPO its LSTM size, both the learning rate ``BASELINE_LEARNING_RATE``; everything else is
+their library default. Rollout length, BPTT window and discount scale with the corridor, for every
+label alike (:func:`horizon`).
 
 Metrics per run (evaluation with actions sampled from the policy, as it acts in training; the
 greedy policy of a stochastic agent can bump into a wall for ever where two actions are close):
@@ -350,8 +350,9 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
         f"`agents/hyperparams/lstm-rl.yml`, i.e. `{json.dumps(shown)}`. `recurrent-ppo` (sb3-contrib) and "
         "`ppo` (SB3) get the same rollout length, epochs, minibatch size, discount, GAE "
         "lambda and entropy coefficient, RecurrentPPO the same LSTM size, both the learning rate "
-        f"{BASELINE_LEARNING_RATE} (lstm-rl's 0.01 goes with its long-memory initialisation; at 0.01 "
-        "RecurrentPPO ended some runs unable to reach either arm); the rest is their library default.",
+        f"{BASELINE_LEARNING_RATE} (lstm-rl's 0.01 goes with its long-memory initialisation; at 0.01 -- "
+        "this command at commit 3b7b93f -- RecurrentPPO ended some runs unable to reach either arm); the rest "
+        "is their library default.",
         "",
         "Rollout length = BPTT window = the smallest power of two ≥ max(128, 2 (N + 1)), and discount "
         "max(0.95, 1 - 1/(N + 1)), for every label alike (`horizon()` in `scripts/experiments/tmaze.py`).",
