@@ -167,6 +167,8 @@ def test_experiment_quick_end_to_end(name, tmp_path):
             BASELINE_LEARNING_RATE}
     else:
         assert all(r["metrics"]["mean_shortest_path"] > 0 for r in data["runs"])
+        # POMaze's baselines share lstm-rl's learning rate too (its README says so)
+        assert len({r["hyperparams"]["learning_rate"] for r in data["runs"]}) == 1
     readme = (out / "README.md").read_text()
     assert "Quick mode" in readme and "`lstm-rl`" in readme
     for image in ("curves.png", "episode.gif"):

@@ -76,10 +76,11 @@ def resolved(agent: str, overrides: dict | None = None, env: str = ENV) -> dict:
     return cfg.resolve(get_agent(agent).schema(), agent, env, overrides or {})
 
 
-def baseline_hyperparams(agent: str, ours: dict, env: str = ENV) -> dict:
-    """lstm-rl's PPO-level settings in SB3's terms (minibatch size from lstm-rl's minibatch count)."""
+def baseline_hyperparams(agent: str, ours: dict, env: str = ENV, learning_rate: float | None = None) -> dict:
+    """lstm-rl's PPO-level settings in SB3's terms (minibatch size from lstm-rl's minibatch count), at
+    lstm-rl's learning rate unless ``learning_rate`` is given (the T-maze passes ``BASELINE_LEARNING_RATE``)."""
     hp = {k: ours[k] for k in SHARED}
-    hp["learning_rate"] = BASELINE_LEARNING_RATE
+    hp["learning_rate"] = ours["learning_rate"] if learning_rate is None else learning_rate
     hp["batch_size"] = ours["n_steps"] * N_ENVS // ours["n_minibatches"]
     if agent == "recurrent-ppo":
         hp["policy_kwargs"] = {"lstm_hidden_size": ours["lstm_size"]}
@@ -100,8 +101,8 @@ def plan(quick: bool) -> list[RunSpec]:
     specs = []
     for length, steps in budget.items():
         ours = resolved("lstm-rl", horizon(length))
-        hps = {"lstm-rl": ours, "recurrent-ppo": baseline_hyperparams("recurrent-ppo", ours),
-               "ppo": baseline_hyperparams("ppo", ours)}
+        hps = {"lstm-rl": ours, **{label: baseline_hyperparams(label, ours, ENV, BASELINE_LEARNING_RATE)
+                                   for label in ("recurrent-ppo", "ppo")}}
         for label in LABELS:
             seeds = SEEDS[length] if label == "lstm-rl" else BASELINE_SEEDS.get(length, SEEDS[length])
             for seed in range(1 if quick else seeds):
