@@ -45,6 +45,17 @@ Options that decide whether anything, and memory over long gaps, is learned at a
   one arm before the memory formed).
 * ``policy_gain`` — the orthogonal gain of the policy head's initial weights (0.01 as SB3 does:
   a near-uniform first policy). At 1 the junction's gradient reaches the LSTM at full strength.
+* ``value_skip`` — the value head reads the current input's encoding beside the critic's LSTM state. A
+  critic LSTM that has walked a long constant corridor hardly tells the junction from the corridor: its
+  value at the junction fell far below the return that follows, so both arms looked good (an uncentred
+  advantage) and the choice drifted onto one arm before the memory formed. With the skip the junction's
+  value is read off its input.
+* ``separate_grad_clip`` — ``max_grad_norm`` bounds the critic's gradient and the rest's (the actor's)
+  each on its own instead of together (SB3's way). Together, the critic's gradient (in the T-maze far
+  larger than the actor's) sets the clip factor, so the actor's gradient shrinks and swells with the
+  critic's error; when a solved maze makes the returns predictable the factor jumps, and Adam's step on
+  the actor with it (``results/tmaze``: solved mazes unlearned). Logged: ``train/grad_norm``, or
+  ``train/grad_norm_actor`` and ``train/grad_norm_critic`` (the norms before clipping).
 * ``persistence`` (Discrete actions, ``reward_inputs``) — a learnable skip connection from the
   previous action to the logits, initialised to ``persistence * I``: the untrained policy repeats
   its last action with probability ``e^p / (e^p + n - 1)``, so its exploration is a persistent
@@ -122,7 +133,7 @@ class RecurrentActorCritic(nn.Module):
     def __init__(self, obs_dim: int, action_space: spaces.Space, n_channels: int, encoder_size: int,
                  lstm_size: int, forget_bias: float | None = None, previous_action: slice | None = None,
                  persistence: float = 0.0, critic_lstm: bool = False, input_bias: float | None = None,
-                 policy_gain: float = 0.01):
+                 policy_gain: float = 0.01, value_skip: bool = False):
         super().__init__()
         self.action_space = action_space
         self.lstm_size = lstm_size
@@ -136,7 +147,9 @@ class RecurrentActorCritic(nn.Module):
             dim = int(np.prod(action_space.shape))
             self.policy_head = nn.Linear(lstm_size, dim)
             self.log_std = nn.Parameter(torch.zeros(dim))
-        self.value_head = nn.Linear(lstm_size, n_channels)
+        # value_skip: the value head also reads the current input's encoding, past the LSTM
+        self.value_skip = value_skip
+        self.value_head = nn.Linear(lstm_size + (encoder_size if value_skip else 0), n_channels)
         for layer in (self.encoder[0], self.value_head):
             nn.init.orthogonal_(layer.weight, np.sqrt(2) if layer is self.encoder[0] else 1.0)
             nn.init.zeros_(layer.bias)
@@ -161,12 +174,24 @@ class RecurrentActorCritic(nn.Module):
             nn.init.zeros_(self.critic_encoder[0].bias)
             _init_gates(self.critic_rnn, forget_bias)
 
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """The parameters only the critic uses (its encoder and LSTM, if it has them, and the value head)."""
+        modules = [m for m in (self.critic_encoder, self.critic_rnn, self.value_head) if m is not None]
+        return [p for m in modules for p in m.parameters()]
+
     def actor_features(self, features: torch.Tensor) -> torch.Tensor:
         return features[..., : self.lstm_size] if self.critic_rnn is not None else features
 
-    def value(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-channel values ``[..., C]`` (from the critic's half of the features, if it has one)."""
-        return self.value_head(features[..., self.lstm_size:] if self.critic_rnn is not None else features)
+    def value(self, features: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-channel values ``[..., C]`` (from the critic's half of the features, if it has one);
+        ``obs`` are the inputs of the same steps (needed with ``value_skip``)."""
+        critic = features[..., self.lstm_size:] if self.critic_rnn is not None else features
+        if self.value_skip:
+            if obs is None:
+                raise ValueError("value_skip needs the inputs (obs) of the steps")
+            encoder = self.critic_encoder if self.critic_rnn is not None else self.encoder
+            critic = torch.cat([critic, encoder(obs)], -1)
+        return self.value_head(critic)
 
     def logits(self, features: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         """The policy head's output (Discrete: logits; Box: means); ``obs`` are the inputs of the same steps."""
@@ -216,7 +241,7 @@ class RecurrentActorCritic(nn.Module):
             dist = self.distribution(features, obs)
             action = dist.sample()
             logp = self.log_prob(dist, action)
-        return action, logp, self.value(features), state
+        return action, logp, self.value(features, obs), state
 
     def sequence(self, obs: torch.Tensor, state0: tuple[torch.Tensor, torch.Tensor], lengths: np.ndarray):
         """Padded segments ``obs [L, N, D]`` from ``state0 [N, state_size]`` -> features ``[L, N, state_size]``."""
@@ -268,6 +293,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         ent_coef: float = 0.01,
         vf_coef: float = 0.5,
         max_grad_norm: float = 0.5,
+        separate_grad_clip: bool = False,
         normalize_advantage: bool = True,
         encoder_size: int = 64,
         lstm_size: int = 64,
@@ -276,6 +302,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         policy_gain: float = 0.01,
         persistence: float = 0.0,
         critic_lstm: bool = True,
+        value_skip: bool = False,
         reward_weights: Any = None,
         channel_gammas: dict | None = None,
         reward_inputs: bool = False,
@@ -314,10 +341,11 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.n_steps, self.n_epochs, self.n_minibatches, self.seq_len = n_steps, n_epochs, n_minibatches, seq_len
         self.gamma, self.gae_lambda, self.clip_range = gamma, gae_lambda, clip_range
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
+        self.separate_grad_clip = separate_grad_clip
         self.normalize_advantage = normalize_advantage
         self.encoder_size, self.lstm_size, self.forget_bias = encoder_size, lstm_size, forget_bias
         self.input_bias, self.policy_gain = input_bias, policy_gain
-        self.critic_lstm = critic_lstm
+        self.critic_lstm, self.value_skip = critic_lstm, value_skip
         if persistence and not (reward_inputs and isinstance(self.action_space, spaces.Discrete)):
             raise ValueError("persistence (a prior to repeat the previous action) needs reward_inputs=True and a "
                              f"Discrete action space, got reward_inputs={reward_inputs} and {self.action_space}")
@@ -364,7 +392,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.policy = RecurrentActorCritic(obs_dim, self.action_space, len(self.channels), self.encoder_size,
                                            self.lstm_size, self.forget_bias, previous_action,
                                            self.persistence, self.critic_lstm, self.input_bias,
-                                           self.policy_gain).to(self.device)
+                                           self.policy_gain, self.value_skip).to(self.device)
         self.policy.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.learning_rate, eps=1e-5)
         self._lstm_state = None
 
@@ -457,7 +485,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                         with torch.no_grad():
                             term = flatten_obs_tensor(self.observation_space, info["terminal_observation"][None])
                             f_term, _ = self.policy.step(term, (h_next[i:i + 1], c_next[i:i + 1]))
-                            v_term = self.policy.value(f_term)[0, :C]
+                            v_term = self.policy.value(f_term, term)[0, :C]
                         vec[i] += (gammas * v_term).numpy() * self.channels.episodic[:C]
                 else:
                     terminated[t, i] = True
@@ -474,8 +502,9 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self._lstm_state = (h, c)
         with torch.no_grad():  # values of the observations after the rollout
             keep = torch.as_tensor(1.0 - np.asarray(self._last_episode_starts, np.float32))[:, None]
-            f_last, _ = self.policy.step(flatten_obs_tensor(self.observation_space, self._last_obs), (h * keep, c * keep))
-            last_values = self.policy.value(f_last)[:, :C].numpy()
+            x_last = flatten_obs_tensor(self.observation_space, self._last_obs)
+            f_last, _ = self.policy.step(x_last, (h * keep, c * keep))
+            last_values = self.policy.value(f_last, x_last)[:, :C].numpy()
         callback.update_locals(locals())
         callback.on_rollout_end()
         return Rollout(torch.stack(obs_buf), raw_obs, next_obs, torch.stack(actions), torch.stack(log_probs),
@@ -499,8 +528,9 @@ class RecurrentVectorPG(MirabilisAlgorithm):
             out[seg.t_index[seg.mask], seg.b_index[seg.mask]] = values[torch.as_tensor(seg.mask)].numpy()
             h, c = self._lstm_state
             keep = torch.as_tensor(1.0 - np.asarray(self._last_episode_starts, np.float32))[:, None]
-            f_last, _ = self.policy.step(flatten_obs_tensor(self.observation_space, self._last_obs), (h * keep, c * keep))
-            last = self.policy.value(f_last)[:, self.n_env_channels:].numpy()
+            x_last = flatten_obs_tensor(self.observation_space, self._last_obs)
+            f_last, _ = self.policy.step(x_last, (h * keep, c * keep))
+            last = self.policy.value(f_last, x_last)[:, self.n_env_channels:].numpy()
         return out, last
 
     # ------------------------------------------------------------------ 2. advantages
@@ -529,7 +559,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         starts = torch.as_tensor(seg.starts), torch.as_tensor(seg.b_index[0])
         state0 = (rollout.states[0][starts[0], starts[1]], rollout.states[1][starts[0], starts[1]])
         features = self.policy.sequence(obs, state0, seg.lengths)
-        return features, self.policy.value(features)
+        return features, self.policy.value(features, obs)
 
     def train_on_rollout(self, rollout: Rollout, values: np.ndarray, advantages: np.ndarray,
                          returns: np.ndarray) -> dict[str, float]:
@@ -539,6 +569,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         ret_all = torch.as_tensor(returns)
         segments = split_segments(rollout.episode_starts, self.seq_len)
         stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip_fraction": []}
+        grad_norms, critic_grad_norms = [], []
         for _ in range(self.n_epochs):
             for mb in minibatches(segments, self.n_minibatches, self._rng):
                 mask = torch.as_tensor(mb.mask)
@@ -559,7 +590,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                 loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
                 self.policy.optimizer.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                for norm, norms in zip(self._clip_gradients(), (grad_norms, critic_grad_norms)):
+                    norms.append(norm)
                 self.policy.optimizer.step()
                 with torch.no_grad():
                     log_ratio = logp - old_logp
@@ -570,12 +602,27 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                 stats["entropy"].append(entropy.item())
             self._n_updates += 1
         out = {f"train/{k}": float(np.mean(v)) for k, v in stats.items()}
+        if self.separate_grad_clip:
+            out["train/grad_norm_actor"], out["train/grad_norm_critic"] = np.mean(grad_norms), np.mean(critic_grad_norms)
+        else:
+            out["train/grad_norm"] = float(np.mean(grad_norms))
         weighted_values = values @ self.channels.weights
         out["train/explained_variance"] = float(explained_variance(weighted_values.ravel(),
                                                                     (returns @ self.channels.weights).ravel()))
         for i, name in enumerate(self.channels.names):
             out[f"values/{name}"] = float(values[..., i].mean())
         return out
+
+    def _clip_gradients(self) -> list[float]:
+        """Clip the gradient norm at ``max_grad_norm``: of all parameters together (SB3's way), or with
+        ``separate_grad_clip`` of the critic's parameters and of all the others each on its own; returns the
+        norms before clipping (one, or [actor's, critic's])."""
+        groups = [list(self.policy.parameters())]
+        if self.separate_grad_clip:
+            critic = self.policy.critic_parameters()
+            ids = {id(p) for p in critic}
+            groups = [[p for p in groups[0] if id(p) not in ids], [p for p in groups[0] if id(p) in ids]]
+        return [float(nn.utils.clip_grad_norm_(group, self.max_grad_norm)) for group in groups]
 
     # ------------------------------------------------------------------ the loop
 

@@ -97,6 +97,51 @@ def test_long_memory_init_shuts_the_actors_input_gates_only_and_scales_the_polic
     assert gain == pytest.approx(1.0, abs=1e-4) and small == pytest.approx(0.01, abs=1e-6)
 
 
+def test_value_skip_lets_the_value_read_the_present_input():
+    """With ``value_skip`` the critic values the junction by its input, whatever its LSTM state says;
+    without it, the value is a function of the LSTM state alone."""
+    env = tmaze_env()
+    obs = torch.as_tensor(np.stack([env.reset()[0]] * 2), dtype=torch.float32)
+    obs[1, :3] = torch.tensor([0.0, 1.0, 0.0])  # the same step's inputs, but standing on the junction
+    for skip in (False, True):
+        policy = LSTMRL(env, seed=0, lstm_size=8, value_skip=skip).policy
+        features = torch.randn(1, policy.state_size).expand(2, -1)  # one LSTM state for both
+        values = policy.value(features, obs).detach()
+        assert (values[0] != values[1]).any() == skip
+    with pytest.raises(ValueError, match="value_skip needs the inputs"):
+        policy.value(features)
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_gradient_clipping_together_or_per_network(separate, tmp_path):
+    """SB3's clip scales the actor's gradient down whenever the critic's is large; ``separate_grad_clip``
+    bounds each network's norm on its own, so the actor's step no longer depends on the critic's error."""
+    model = LSTMRL(tmaze_env(), seed=0, lstm_size=8, max_grad_norm=0.5, separate_grad_clip=separate)
+    critic = model.policy.critic_parameters()
+    critic_ids = {id(p) for p in critic}
+    actor = [p for p in model.policy.parameters() if id(p) not in critic_ids]
+    assert id(model.policy.value_head.weight) in critic_ids and id(model.policy.lstm.weight_hh_l0) not in critic_ids
+    for params, norm in ((actor, 0.1), (critic, 100.0)):
+        total = sum(p.numel() for p in params)
+        for p in params:
+            p.grad = torch.full_like(p, norm / np.sqrt(total))
+    norms = model._clip_gradients()
+    actor_after = float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in actor])))
+    critic_after = float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in critic])))
+    if separate:
+        assert norms == pytest.approx([0.1, 100.0], rel=1e-4)
+        assert actor_after == pytest.approx(0.1, rel=1e-4) and critic_after == pytest.approx(0.5, rel=1e-4)
+    else:
+        assert norms == pytest.approx([np.hypot(0.1, 100.0)], rel=1e-4)
+        assert actor_after == pytest.approx(0.1 * 0.5 / np.hypot(0.1, 100.0), rel=1e-3)
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(64)  # and training logs the norms it clipped
+    header = set((tmp_path / "progress.csv").read_text().splitlines()[0].split(","))
+    assert ({"train/grad_norm_actor", "train/grad_norm_critic"} if separate else {"train/grad_norm"}) <= header
+
+
 def test_bad_options_are_refused_by_name():
     with pytest.raises(ValueError, match="persistence"):
         LSTMRL(make_vec_env("Pendulum-v1", {}, 1, 0, wrapper=PreviousActionReward), seed=0, persistence=2.0)
@@ -106,11 +151,14 @@ def test_bad_options_are_refused_by_name():
 
 def test_trained_agent_with_every_option_round_trips(tmp_path):
     model = LSTMRL(tmaze_env(length=3), seed=0, n_steps=32, lstm_size=8, critic_lstm=True, persistence=2.0,
-                   forget_bias=2.0)
+                   forget_bias=2.0, value_skip=True, separate_grad_clip=True)
     model.learn(256)
     model.save(tmp_path / "a.safetensors")
     loaded = LSTMRL.load(tmp_path / "a.safetensors", env=tmaze_env(length=3))
     assert loaded.critic_lstm and loaded.persistence == 2.0 and loaded.policy.state_size == 16
+    assert loaded.value_skip and loaded.separate_grad_clip
+    for param, param_l in zip(model.policy.parameters(), loaded.policy.parameters()):
+        torch.testing.assert_close(param, param_l)
     obs = np.stack([tmaze_env(1, 5, 3).reset()[0] for _ in range(2)])
     state, state_l, starts = None, None, np.ones(2, bool)
     for _ in range(3):
