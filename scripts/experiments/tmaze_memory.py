@@ -1,8 +1,9 @@
 """tmaze_memory: why `lstm-rl` does not learn corridors of 50 and more — the memory problem without RL.
 
-Seed Sec. 4. ``results/tmaze`` shows `lstm-rl` solving Bakker's T-maze at N = 10 and (on some seeds)
-20, and staying at chance from N = 50 on, with a memory probe at 0.5: nothing of the start signal
-is left in C's state at the junction. This experiment takes RL's exploration and credit assignment
+Seed Sec. 4. ``results/tmaze`` shows `lstm-rl` solving Bakker's T-maze on every seed up to N = 20, on
+some from N = 50 on, and the target N = 100 on fewer than all; with PyTorch's LSTM initialisation
+it stayed at chance from N = 50 on, with a memory probe at 0.5: nothing of the start signal left in
+C's state at the junction. This experiment takes RL's exploration and credit assignment
 out and asks how hard the *memory* alone is for the very network `lstm-rl` builds for the T-maze
 (its encoder, LSTM and policy head, `agents/hyperparams/lstm-rl.yml`), in three steps per corridor
 length N and seed:
