@@ -603,7 +603,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
             self._n_updates += 1
         out = {f"train/{k}": float(np.mean(v)) for k, v in stats.items()}
         if self.separate_grad_clip:
-            out["train/grad_norm_actor"], out["train/grad_norm_critic"] = np.mean(grad_norms), np.mean(critic_grad_norms)
+            out["train/grad_norm_actor"] = float(np.mean(grad_norms))
+            out["train/grad_norm_critic"] = float(np.mean(critic_grad_norms))
         else:
             out["train/grad_norm"] = float(np.mean(grad_norms))
         weighted_values = values @ self.channels.weights
