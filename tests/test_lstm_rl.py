@@ -223,6 +223,22 @@ def test_experiment_quick_end_to_end(name, tmp_path):
         assert (out / image).stat().st_size > 1000, image
 
 
+def test_periodic_checks_leave_training_unchanged():
+    """The experiments' periodic checks sample actions, but from a fork of torch's random stream: a run
+    checked every 128 steps trains exactly as one checked once (before this, results moved with the checks)."""
+    from experiments.tmaze import PeriodicCheck, make_envs
+
+    params = []
+    for every in (128, 4096):
+        model = LSTMRL(tmaze_env(), seed=0, n_steps=64, reward_inputs=True)
+        checker = PeriodicCheck(make_envs("mirabilis/TMaze-v0", {"length": 4}, PreviousActionReward, 3), every,
+                                seed=0, cap=10)
+        model.learn(512, callback=checker)
+        assert len(checker.curve) == 512 // every
+        params.append(torch.nn.utils.parameters_to_vector(model.policy.parameters()))
+    torch.testing.assert_close(params[0], params[1], atol=0, rtol=0)
+
+
 # ----------------------------------------------------------------------------- tmaze_memory: the memory without RL
 
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from experiments.common import (
@@ -181,7 +182,10 @@ def evaluate(model, envs: list, seed: int, deterministic: bool = True, cap: int 
 
 
 class PeriodicCheck(BaseCallback):
-    """Every ``every`` env steps: ``evaluate`` on ``envs`` and record ``(steps, success rate)``."""
+    """Every ``every`` env steps: ``evaluate`` on ``envs`` and record ``(steps, success rate)``.
+
+    A check draws its sampled actions from a fork of torch's global random stream, so training goes
+    exactly the same way whether and how often it is checked."""
 
     def __init__(self, envs: list, every: int, seed: int, cap: int | None, threshold: float = 0.95,
                  deterministic: bool = False):
@@ -201,8 +205,9 @@ class PeriodicCheck(BaseCallback):
 
     def check(self) -> float:
         start = time.perf_counter()
-        result = evaluate(self.model, self.envs, self.seed + 1000 * len(self.curve), cap=self.cap,
-                          deterministic=self.deterministic)
+        with torch.random.fork_rng():
+            result = evaluate(self.model, self.envs, self.seed + 1000 * len(self.curve), cap=self.cap,
+                              deterministic=self.deterministic)
         self.seconds += time.perf_counter() - start
         rate = float(result["success"].mean())
         self.curve.append((int(self.num_timesteps), round(rate, 3)))
