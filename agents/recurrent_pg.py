@@ -56,6 +56,11 @@ Options that decide whether anything, and memory over long gaps, is learned at a
   critic's error; when a solved maze makes the returns predictable the factor jumps, and Adam's step on
   the actor with it (``results/tmaze``: solved mazes unlearned). Logged: ``train/grad_norm``, or
   ``train/grad_norm_actor`` and ``train/grad_norm_critic`` (the norms before clipping).
+* ``normalize_value_loss`` — each channel's squared value error is divided by the variance of that channel's
+  returns in the rollout, so every channel weighs the same in the critic's loss whatever its scale. Summed
+  raw, the largest-scale channel owns the critic: in the T-maze the env's ``step_cost`` channel (weight 0,
+  returns of -60 and below) against ``goal``'s 0..1. Every channel is still learned, so weights can change
+  later without relearning the critics. ``train/value_loss`` is then the scaled loss.
 * ``persistence`` (Discrete actions, ``reward_inputs``) — a learnable skip connection from the
   previous action to the logits, initialised to ``persistence * I``: the untrained policy repeats
   its last action with probability ``e^p / (e^p + n - 1)``, so its exploration is a persistent
@@ -299,6 +304,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         max_grad_norm: float = 0.5,
         separate_grad_clip: bool = False,
         normalize_advantage: bool = True,
+        normalize_value_loss: bool = False,
         encoder_size: int = 64,
         lstm_size: int = 64,
         forget_bias: float | None = None,
@@ -346,7 +352,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.gamma, self.gae_lambda, self.clip_range = gamma, gae_lambda, clip_range
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.separate_grad_clip = separate_grad_clip
-        self.normalize_advantage = normalize_advantage
+        self.normalize_advantage, self.normalize_value_loss = normalize_advantage, normalize_value_loss
         self.encoder_size, self.lstm_size, self.forget_bias = encoder_size, lstm_size, forget_bias
         self.input_bias, self.policy_gain = input_bias, policy_gain
         self.critic_lstm, self.value_skip = critic_lstm, value_skip
@@ -574,6 +580,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         segments = split_segments(rollout.episode_starts, self.seq_len)
         stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip_fraction": []}
         grad_norms, critic_grad_norms = [], []
+        channel_scale = torch.as_tensor(self.value_loss_scale(returns))
         for _ in range(self.n_epochs):
             for mb in minibatches(segments, self.n_minibatches, self._rng):
                 mask = torch.as_tensor(mb.mask)
@@ -589,7 +596,8 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 ratio = torch.exp(logp - old_logp)
                 policy_loss = -torch.min(adv * ratio, adv * ratio.clamp(1 - self.clip_range, 1 + self.clip_range)).mean()
-                value_loss = F.mse_loss(predicted, ret_all[t_idx, b_idx][mask], reduction="none").sum(-1).mean()
+                value_loss = (F.mse_loss(predicted, ret_all[t_idx, b_idx][mask], reduction="none")
+                              * channel_scale).sum(-1).mean()
                 entropy = self.policy.entropy(dist).mean()
                 loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
                 self.policy.optimizer.zero_grad()
@@ -617,6 +625,14 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         for i, name in enumerate(self.channels.names):
             out[f"values/{name}"] = float(values[..., i].mean())
         return out
+
+    def value_loss_scale(self, returns: np.ndarray) -> np.ndarray:
+        """Per-channel factors ``[C]`` of the squared value errors: 1, or with ``normalize_value_loss`` one over the
+        variance of each channel's returns ``[..., C]`` in the rollout (its standard deviation floored at 0.01)."""
+        if not self.normalize_value_loss:
+            return np.ones(returns.shape[-1], np.float32)
+        std = returns.reshape(-1, returns.shape[-1]).std(0)
+        return (1.0 / np.maximum(std, 0.01) ** 2).astype(np.float32)
 
     def _clip_gradients(self) -> list[float]:
         """Clip the gradient norm at ``max_grad_norm``: of all parameters together (SB3's way), or with

@@ -112,6 +112,19 @@ def test_value_skip_lets_the_value_read_the_present_input():
         policy.value(features)
 
 
+def test_normalize_value_loss_weighs_every_channel_alike():
+    """Summed raw, a channel with returns 100x larger carries 10^4x the weight in the critic's loss; with
+    ``normalize_value_loss`` each channel's squared error is divided by its returns' variance in the rollout."""
+    rng = np.random.default_rng(0)
+    returns = rng.normal(size=(64, 2, 4)).astype(np.float32) * np.array([1.0, 100.0, 0.0, 1.0], np.float32)
+    raw = LSTMRL(tmaze_env(), seed=0, lstm_size=8)
+    np.testing.assert_array_equal(raw.value_loss_scale(returns), np.ones(4))
+    scale = LSTMRL(tmaze_env(), seed=0, lstm_size=8, normalize_value_loss=True).value_loss_scale(returns)
+    std = returns.reshape(-1, 4).std(0)
+    np.testing.assert_allclose(scale[[0, 1, 3]] * std[[0, 1, 3]] ** 2, 1.0, rtol=1e-5)
+    assert scale[2] == pytest.approx(1e4)  # a constant channel: the floor (std 0.01), not a division by zero
+
+
 @pytest.mark.parametrize("separate", [False, True])
 def test_gradient_clipping_together_or_per_network(separate, tmp_path):
     """SB3's clip scales the actor's gradient down whenever the critic's is large; ``separate_grad_clip``
@@ -151,12 +164,12 @@ def test_bad_options_are_refused_by_name():
 
 def test_trained_agent_with_every_option_round_trips(tmp_path):
     model = LSTMRL(tmaze_env(length=3), seed=0, n_steps=32, lstm_size=8, critic_lstm=True, persistence=2.0,
-                   forget_bias=2.0, value_skip=True, separate_grad_clip=True)
+                   forget_bias=2.0, value_skip=True, separate_grad_clip=True, normalize_value_loss=True)
     model.learn(256)
     model.save(tmp_path / "a.safetensors")
     loaded = LSTMRL.load(tmp_path / "a.safetensors", env=tmaze_env(length=3))
     assert loaded.critic_lstm and loaded.persistence == 2.0 and loaded.policy.state_size == 16
-    assert loaded.value_skip and loaded.separate_grad_clip
+    assert loaded.value_skip and loaded.separate_grad_clip and loaded.normalize_value_loss
     for param, param_l in zip(model.policy.parameters(), loaded.policy.parameters()):
         torch.testing.assert_close(param, param_l)
     obs = np.stack([tmaze_env(1, 5, 3).reset()[0] for _ in range(2)])
