@@ -13,9 +13,10 @@ bottom:
    observation); non-episodic ones (curiosity) flow on across resets. C's advantage is the
    weighted sum ``sum_c w_c A_c`` — so weights can change without relearning the critics.
 3. **Update** with PPO's clipped surrogate (Schulman et al. 2017), value loss summed over
-   channels, entropy bonus, for ``n_epochs`` over minibatches of *sequences*: the rollout is cut
-   at episode starts and every ``seq_len`` steps (truncated BPTT from the stored recurrent state),
-   and all segments run through one padded ``nn.LSTM`` call (:mod:`agents.sequences`).
+   channels (each scaled by its returns' variance with ``normalize_value_loss``), entropy bonus,
+   for ``n_epochs`` over minibatches of *sequences*: the rollout is cut at episode starts and
+   every ``seq_len`` steps (truncated BPTT from the stored recurrent state), and all segments run
+   through one padded ``nn.LSTM`` call (:mod:`agents.sequences`).
 
 Logged: SB3's ``rollout/*``, ``train/*`` and ``time/*`` keys, ``values/<channel>`` and
 ``rollout/reward_<channel>`` per reward channel, and ``memory/*`` (:meth:`RecurrentVectorPG.memory_stats`:
