@@ -62,6 +62,10 @@ Options that decide whether anything, and memory over long gaps, is learned at a
   raw, the largest-scale channel owns the critic: in the T-maze the env's ``step_cost`` channel (weight 0,
   returns of -60 and below) against ``goal``'s 0..1. Every channel is still learned, so weights can change
   later without relearning the critics. ``train/value_loss`` is then the scaled loss.
+* ``target_kl`` (SB3's and CleanRL's early stop) — an update ends once a minibatch's approximate KL between
+  the policy being trained and the one that acted exceeds ``1.5 * target_kl`` (``train/epochs``: the epochs
+  completed). A near-deterministic policy that has solved its task can otherwise be thrown far in one update
+  of many epochs at a high learning rate.
 * ``persistence`` (Discrete actions, ``reward_inputs``) — a learnable skip connection from the
   previous action to the logits, initialised to ``persistence * I``: the untrained policy repeats
   its last action with probability ``e^p / (e^p + n - 1)``, so its exploration is a persistent
@@ -306,6 +310,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         separate_grad_clip: bool = False,
         normalize_advantage: bool = True,
         normalize_value_loss: bool = False,
+        target_kl: float | None = None,
         encoder_size: int = 64,
         lstm_size: int = 64,
         forget_bias: float | None = None,
@@ -354,6 +359,9 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         self.ent_coef, self.vf_coef, self.max_grad_norm = ent_coef, vf_coef, max_grad_norm
         self.separate_grad_clip = separate_grad_clip
         self.normalize_advantage, self.normalize_value_loss = normalize_advantage, normalize_value_loss
+        if target_kl is not None and target_kl <= 0:
+            raise ValueError(f"target_kl must be > 0 (or None: no early stop), got {target_kl}")
+        self.target_kl = target_kl
         self.encoder_size, self.lstm_size, self.forget_bias = encoder_size, lstm_size, forget_bias
         self.input_bias, self.policy_gain = input_bias, policy_gain
         self.critic_lstm, self.value_skip = critic_lstm, value_skip
@@ -582,6 +590,7 @@ class RecurrentVectorPG(MirabilisAlgorithm):
         stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip_fraction": []}
         grad_norms, critic_grad_norms = [], []
         channel_scale = torch.as_tensor(self.value_loss_scale(returns))
+        epochs_done, stop = 0, False
         for _ in range(self.n_epochs):
             for mb in minibatches(segments, self.n_minibatches, self._rng):
                 mask = torch.as_tensor(mb.mask)
@@ -601,20 +610,29 @@ class RecurrentVectorPG(MirabilisAlgorithm):
                               * channel_scale).sum(-1).mean()
                 entropy = self.policy.entropy(dist).mean()
                 loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
+                with torch.no_grad():
+                    log_ratio = logp - old_logp
+                    approx_kl = ((ratio - 1) - log_ratio).mean().item()
+                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                    stop = True  # SB3's early stop: the policy has moved far enough from the one that acted
+                    break
                 self.policy.optimizer.zero_grad()
                 loss.backward()
                 for norm, norms in zip(self._clip_gradients(), (grad_norms, critic_grad_norms)):
                     norms.append(norm)
                 self.policy.optimizer.step()
                 with torch.no_grad():
-                    log_ratio = logp - old_logp
-                    stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
+                    stats["approx_kl"].append(approx_kl)
                     stats["clip_fraction"].append(((ratio - 1).abs() > self.clip_range).float().mean().item())
                 stats["policy_loss"].append(policy_loss.item())
                 stats["value_loss"].append(value_loss.item())
                 stats["entropy"].append(entropy.item())
+            if stop:
+                break
+            epochs_done += 1
             self._n_updates += 1
-        out = {f"train/{k}": float(np.mean(v)) for k, v in stats.items()}
+        out = {f"train/{k}": float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
+        out["train/epochs"] = float(epochs_done)
         if self.separate_grad_clip:
             out["train/grad_norm_actor"] = float(np.mean(grad_norms))
             out["train/grad_norm_critic"] = float(np.mean(critic_grad_norms))

@@ -125,6 +125,26 @@ def test_normalize_value_loss_weighs_every_channel_alike():
     assert scale[2] == pytest.approx(1e4)  # a constant channel: the floor (std 0.01), not a division by zero
 
 
+def test_target_kl_stops_the_epochs_early(tmp_path):
+    """SB3's early stop: once a minibatch's approximate KL to the acting policy exceeds 1.5 target_kl, the
+    update ends (``train/epochs`` logs the epochs completed); without it every epoch runs."""
+    from stable_baselines3.common.logger import configure
+
+    epochs = {}
+    for target in (None, 1e-6):
+        model = LSTMRL(tmaze_env(), seed=0, lstm_size=8, n_steps=64, n_epochs=6, learning_rate=0.01,
+                       target_kl=target)
+        model.set_logger(configure(str(tmp_path / str(target)), ["csv"]))
+        model.learn(256)  # two rollouts of 2 envs x 64 steps
+        rows = (tmp_path / str(target) / "progress.csv").read_text().splitlines()
+        header = rows[0].split(",")
+        epochs[target] = [float(row.split(",")[header.index("train/epochs")]) for row in rows[1:]]
+    assert epochs[None] == [6.0, 6.0]
+    assert all(e < 6 for e in epochs[1e-6])
+    with pytest.raises(ValueError, match="target_kl"):
+        LSTMRL(tmaze_env(), seed=0, target_kl=0.0)
+
+
 @pytest.mark.parametrize("separate", [False, True])
 def test_gradient_clipping_together_or_per_network(separate, tmp_path):
     """SB3's clip scales the actor's gradient down whenever the critic's is large; ``separate_grad_clip``

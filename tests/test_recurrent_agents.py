@@ -131,11 +131,13 @@ def test_unsupported_space_is_refused_by_name():
 @pytest.mark.slow
 def test_lstm_rl_solves_a_short_tmaze():
     """With its TMaze defaults (agents/hyperparams/lstm-rl.yml), in 8k steps (~2 s). When this test was
-    written, seeds 0-6 were all solved in 8k steps, and seeds 3, 4 and 5 were not solved in 6k."""
+    written, 6 of seeds 0-6 took the right arm in all 40 episodes after 8k steps (seed 4 in 19)."""
     model = LSTMRL(tmaze_env(length=5), seed=0, **tmaze_defaults())
     model.learn(8_000)
-    mean, _ = evaluate_policy(model, tmaze_env(n_envs=1, seed=123), n_eval_episodes=40, deterministic=True)
-    assert mean == pytest.approx(4.0), "the memory of the start signal must take the right arm every time"
+    returns, _ = evaluate_policy(model, tmaze_env(n_envs=1, seed=123), n_eval_episodes=40, deterministic=True,
+                                 return_episode_rewards=True)
+    right_arm = int((np.asarray(returns) > 0).sum())  # +4 there; the wrong arm and bumps only cost
+    assert right_arm == 40, f"the memory of the start signal must take the right arm every time ({right_arm}/40)"
 
 
 @pytest.mark.slow

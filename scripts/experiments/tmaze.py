@@ -349,7 +349,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
     shown = {k: ours[k] for k in ("n_steps", "seq_len", "n_epochs", "n_minibatches", "learning_rate", "gamma",
                                    "gae_lambda", "ent_coef", "lstm_size", "encoder_size", "critic_lstm",
                                    "forget_bias", "input_bias", "policy_gain", "value_skip", "separate_grad_clip",
-                                   "normalize_value_loss", "persistence") if k in ours}
+                                   "normalize_value_loss", "target_kl", "persistence") if k in ours}
     lines += [
         f"`{ENV}` (Bakker 2002): a signal at the start of a corridor of length N says which arm of the T at "
         "its end pays (+4; the other arm -0.1, bumping into a wall -0.1). The shortest episode takes N + 1 "
