@@ -65,7 +65,8 @@ Options that decide whether anything, and memory over long gaps, is learned at a
 * ``target_kl`` (SB3's and CleanRL's early stop) — an update ends once a minibatch's approximate KL between
   the policy being trained and the one that acted exceeds ``1.5 * target_kl`` (``train/epochs``: the epochs
   completed). A near-deterministic policy that has solved its task can otherwise be thrown far in one update
-  of many epochs at a high learning rate.
+  of many epochs at a high learning rate. Off for the T-maze: at 0.02 it kept two collapsing runs solved but
+  unlearned others (``agents/hyperparams/lstm-rl.yml``).
 * ``persistence`` (Discrete actions, ``reward_inputs``) — a learnable skip connection from the
   previous action to the logits, initialised to ``persistence * I``: the untrained policy repeats
   its last action with probability ``e^p / (e^p + n - 1)``, so its exploration is a persistent
