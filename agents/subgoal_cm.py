@@ -56,6 +56,13 @@ Gymnasium env with ``observation`` / ``achieved_goal`` / ``desired_goal`` and ``
    far as E has learned them — goals never achieved are pushed towards ``cost_cap`` by the
    random-goal TD of step 2, and segments through an obstacle cost what going around cost in C's
    experience.
+   **Several hypotheses** (``generator_hypotheses`` H > 1; an extension, the 1991 generator is H = 1):
+   behind an obstacle E reads ``cost_cap`` almost everywhere, a plateau with no gradient, so a chain
+   that starts on a straight line through a wall stays there. The generator then emits H chains per
+   (start, goal): chain 0 starts on the straight line, chain h on the route start → anchor h → goal
+   (H − 1 anchors spread evenly over the box, a Halton sequence), each is trained by gradient descent
+   through E on its own summed cost, and the plan is the chain with the least summed E. (The GRU gets
+   the hypothesis' index as a one-hot input.)
 4. **Execution.** With chain ``s_1 … s_m`` (``m`` subgoals still to go), C pursues ``s_1``
    for at most ``subgoal_budget`` steps. When it is reached (the env's own success test on
    ``(achieved_goal, s_1)``), ``m`` falls by one and a new chain of ``m`` subgoals is generated
@@ -185,46 +192,72 @@ class AttemptLog:
 
 
 class FeedforwardGenerator(nn.Module):
-    """One MLP per chain length m: (start, goal) -> m subgoal logits at once (offsets to the straight line)."""
+    """One MLP per chain length m: (start, goal) -> m subgoal logits at once (offsets to each hypothesis' route)."""
 
-    def __init__(self, goal_dim: int, k: int, hidden: list[int]):
+    def __init__(self, goal_dim: int, k: int, hidden: list[int], hypotheses: int = 1):
         super().__init__()
-        self.goal_dim, self.k = goal_dim, k
-        self.heads = nn.ModuleList([mlp(2 * goal_dim, hidden, m * goal_dim, squash=False) for m in range(1, k + 1)])
-        for head in self.heads:  # start at the straight line
+        self.goal_dim, self.k, self.hypotheses = goal_dim, k, hypotheses
+        self.heads = nn.ModuleList([mlp(2 * goal_dim, hidden, hypotheses * m * goal_dim, squash=False)
+                                    for m in range(1, k + 1)])
+        for head in self.heads:  # start on the initial routes
             nn.init.zeros_(head[-1].weight)
             nn.init.zeros_(head[-1].bias)
 
     def forward(self, start: torch.Tensor, goal: torch.Tensor, m: int) -> torch.Tensor:
-        """Offsets ``[B, m, goal_dim]`` (in logit space) for a chain of ``m`` subgoals."""
+        """Offsets ``[B, hypotheses, m, goal_dim]`` (in logit space) for chains of ``m`` subgoals."""
         out = self.heads[m - 1](torch.cat([start, goal], -1))
-        return out.view(-1, m, self.goal_dim)
+        return out.view(-1, self.hypotheses, m, self.goal_dim)
 
 
 class RecurrentGenerator(nn.Module):
-    """A GRU emitting the chain one subgoal at a time: input (previous point, goal, remaining / k)."""
+    """A GRU emitting a chain one subgoal at a time: input (previous point, goal, remaining / k), plus a
+    one-hot hypothesis index when there are several hypotheses."""
 
-    def __init__(self, goal_dim: int, k: int, hidden: list[int]):
+    def __init__(self, goal_dim: int, k: int, hidden: list[int], hypotheses: int = 1):
         super().__init__()
-        self.goal_dim, self.k, size = goal_dim, k, hidden[-1]
-        self.init = mlp(2 * goal_dim, hidden[:-1] or [size], size, squash=True)
-        self.cell = nn.GRUCell(2 * goal_dim + 1, size)
+        self.goal_dim, self.k, self.hypotheses, size = goal_dim, k, hypotheses, hidden[-1]
+        extra = hypotheses if hypotheses > 1 else 0  # (one hypothesis: exactly the original network)
+        self.init = mlp(2 * goal_dim + extra, hidden[:-1] or [size], size, squash=True)
+        self.cell = nn.GRUCell(2 * goal_dim + 1 + extra, size)
         self.head = nn.Linear(size, goal_dim)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, start: torch.Tensor, goal: torch.Tensor, m: int, place=None) -> torch.Tensor:
-        """Offsets ``[B, m, goal_dim]``; ``place(j, offset, prev)`` turns an offset into the point fed back."""
-        h = self.init(torch.cat([start, goal], -1))
+        """Offsets ``[B, hypotheses, m, goal_dim]``; ``place(j, offset, prev)`` turns the offsets ``[B · hypotheses,
+        goal_dim]`` of step ``j`` into the points fed back (rows hypothesis-major within each pair)."""
+        H = self.hypotheses
+        start, goal = start.repeat_interleave(H, 0), goal.repeat_interleave(H, 0)
+        tag = [torch.eye(H).repeat(len(start) // H, 1)] if H > 1 else []
+        h = self.init(torch.cat([start, goal, *tag], -1))
         prev, out = start, []
         for j in range(m):
             remaining = torch.full_like(start[:, :1], (m - j) / self.k)
-            h = self.cell(torch.cat([prev, goal, remaining], -1), h)
+            h = self.cell(torch.cat([prev, goal, remaining, *tag], -1), h)
             offset = self.head(h)
             out.append(offset)
             if place is not None:
                 prev = place(j, offset, prev)
-        return torch.stack(out, 1)
+        return torch.stack(out, 1).view(-1, H, m, self.goal_dim)
+
+
+def halton(n: int, dim: int) -> np.ndarray:
+    """The first ``n`` points of the Halton sequence in ``[0, 1)^dim`` (bases 2, 3, 5, ...): evenly spread anchors."""
+    primes, p = [], 2
+    while len(primes) < dim:
+        if all(p % q for q in primes):
+            primes.append(p)
+        p += 1
+    out = np.zeros((n, dim))
+    for d, base in enumerate(primes):
+        for i in range(n):
+            f, r, k = 1.0, 0.0, i + 1
+            while k:
+                f /= base
+                r += f * (k % base)
+                k //= base
+            out[i, d] = r
+    return out
 
 
 # --------------------------------------------------------------------------- 1. C
@@ -301,7 +334,8 @@ class SubgoalCM(MirabilisAlgorithm):
     ``evaluator_hindsight_only`` (``td``: train on relabelled samples
     only), ``cost_channel`` (``critic``: the channel counting steps), ``cost_cap``, ``cost_scale``
     (E's output unit). *Generator:* ``generator_net_arch``, ``generator_lr``,
-    ``generator_batch_size``. *Schedule:* every ``hrl_train_freq`` env steps, ``evaluator_updates``
+    ``generator_batch_size``, ``generator_hypotheses`` (chains per (start, goal), each from its own initial
+    route; E picks the cheapest: module doc, step 3). *Schedule:* every ``hrl_train_freq`` env steps, ``evaluator_updates``
     E steps and ``generator_updates`` generator steps; ``log_interval`` such rounds per log.
     """
 
@@ -350,6 +384,7 @@ class SubgoalCM(MirabilisAlgorithm):
         generator_net_arch: list = [128, 128],  # noqa: B006
         generator_lr: float = 1e-3,
         generator_batch_size: int = 256,
+        generator_hypotheses: int = 1,
         # schedule of E's and the generator's training (env steps)
         hrl_train_freq: int = 50,
         evaluator_updates: int = 50,
@@ -364,12 +399,14 @@ class SubgoalCM(MirabilisAlgorithm):
         self.check_spaces(env.observation_space, env.action_space)
         for name, value in (("subgoal_budget", subgoal_budget), ("hrl_train_freq", hrl_train_freq),
                             ("evaluator_batch_size", evaluator_batch_size),
-                            ("generator_batch_size", generator_batch_size), ("log_interval", log_interval)):
+                            ("generator_batch_size", generator_batch_size), ("log_interval", log_interval),
+                            ("generator_hypotheses", generator_hypotheses)):
             _check(_is_int(value) and value >= 1, name, "must be an int >= 1", value)
         for name, value in (("n_subgoals", n_subgoals), ("subgoal_starts", subgoal_starts),
                             ("evaluator_updates", evaluator_updates), ("generator_updates", generator_updates)):
             _check(_is_int(value) and value >= 0, name, "must be an int >= 0", value)
         _check(n_subgoals <= 8, "n_subgoals", "must be <= 8", n_subgoals)
+        _check(generator_hypotheses <= 64, "generator_hypotheses", "must be <= 64", generator_hypotheses)
         _check(generator in GENERATORS, "generator", f"must be one of {list(GENERATORS)}", generator)
         _check(0 <= subgoal_margin < 0.5, "subgoal_margin", "must be in [0, 0.5)", subgoal_margin)
         _check(subgoal_radius is None or subgoal_radius > 0, "subgoal_radius", "must be > 0 or None", subgoal_radius)
@@ -410,6 +447,7 @@ class SubgoalCM(MirabilisAlgorithm):
         self.evaluator_target_kind, self.cost_channel = evaluator_target, cost_channel
         self.evaluator_hindsight_only = evaluator_hindsight_only
         self.generator_lr, self.generator_batch_size = generator_lr, generator_batch_size
+        self.generator_hypotheses = generator_hypotheses
         self.hrl_train_freq, self.evaluator_updates, self.generator_updates = hrl_train_freq, evaluator_updates, \
             generator_updates
         self.log_interval = log_interval
@@ -439,6 +477,7 @@ class SubgoalCM(MirabilisAlgorithm):
         width = high - low
         self._sub_low = torch.as_tensor(low + self.subgoal_margin * width, dtype=torch.float32)
         self._sub_width = torch.as_tensor((1 - 2 * self.subgoal_margin) * width, dtype=torch.float32)
+        self._set_anchors()
         self.evaluator = Evaluator(self.goal_dim, self.evaluator_net_arch, self.cost_scale).to(self.device)
         self.evaluator_target = copy.deepcopy(self.evaluator).requires_grad_(False)
         self.evaluator_optimizer = torch.optim.Adam(self.evaluator.parameters(), lr=self.evaluator_lr)
@@ -457,19 +496,31 @@ class SubgoalCM(MirabilisAlgorithm):
         self._hrl_updates = 0
         self._last_hrl_step = 0
 
+    def _set_anchors(self) -> None:
+        """Hypothesis h >= 1 starts on the route start -> anchor h -> goal; the anchors are spread evenly (a Halton
+        sequence) over the inner 80% of the subgoal box."""
+        spread = halton(self.generator_hypotheses - 1, self.goal_dim)
+        self._anchors = self._sub_low + self._sub_width * torch.as_tensor(0.1 + 0.8 * spread, dtype=torch.float32)
+
     def _build_generator(self) -> None:
         k = max(self.n_subgoals, 1)  # (a flat agent keeps a 1-subgoal generator for the checkpoint's shape)
         cls = FeedforwardGenerator if self.generator_kind == "feedforward" else RecurrentGenerator
-        self.generator = cls(self.goal_dim, k, self.generator_net_arch).to(self.device)
+        self.generator = cls(self.goal_dim, k, self.generator_net_arch, self.generator_hypotheses).to(self.device)
         self.generator_optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.generator_lr)
 
-    def set_generator(self, n_subgoals: int, generator: str | None = None) -> None:
-        """A fresh generator for ``n_subgoals`` (0: flat) of kind ``generator``; train it with :meth:`train_generator`."""
+    def set_generator(self, n_subgoals: int, generator: str | None = None, hypotheses: int | None = None) -> None:
+        """A fresh generator for ``n_subgoals`` (0: flat) of kind ``generator`` with ``hypotheses`` chains per pair
+        (None: unchanged); train it with :meth:`train_generator`."""
         _check(_is_int(n_subgoals) and 0 <= n_subgoals <= 8, "n_subgoals", "must be an int in [0, 8]", n_subgoals)
         generator = generator or self.generator_kind
         _check(generator in GENERATORS, "generator", f"must be one of {list(GENERATORS)}", generator)
-        self.n_subgoals, self.generator_kind = int(n_subgoals), generator
-        self.hyperparams.update(n_subgoals=self.n_subgoals, generator=generator)
+        hypotheses = self.generator_hypotheses if hypotheses is None else hypotheses
+        _check(_is_int(hypotheses) and 1 <= hypotheses <= 64, "generator_hypotheses", "must be an int in [1, 64]",
+               hypotheses)
+        self.n_subgoals, self.generator_kind, self.generator_hypotheses = int(n_subgoals), generator, int(hypotheses)
+        self.hyperparams.update(n_subgoals=self.n_subgoals, generator=generator,
+                                generator_hypotheses=self.generator_hypotheses)
+        self._set_anchors()
         self._build_generator()
 
     # ------------------------------------------------------------------ goal space
@@ -499,22 +550,49 @@ class SubgoalCM(MirabilisAlgorithm):
 
     # ------------------------------------------------------------------ 3. generating chains
 
-    def chain(self, start: torch.Tensor, goal: torch.Tensor, m: int, generator: nn.Module | None = None) -> torch.Tensor:
-        """``m`` subgoals ``[B, m, goal_dim]`` from ``start`` to ``goal`` (env units), inside the shrunk goal box."""
+    def routes(self, start: torch.Tensor, goal: torch.Tensor, m: int) -> torch.Tensor:
+        """The initial chains ``[B, hypotheses, m, goal_dim]`` the generator's offsets start from: ``m`` points
+        evenly spaced on the straight start -> goal line (hypothesis 0), and on start -> anchor h -> goal
+        (hypothesis h; the route's first half runs to the anchor, so one subgoal starts on the anchor)."""
+        fracs = torch.arange(1, m + 1, dtype=torch.float32) / (m + 1)
+        line = start[:, None] + fracs[None, :, None] * (goal - start)[:, None]
+        routes = [line]
+        for anchor in self._anchors:
+            t = fracs[None, :, None]
+            first = start[:, None] + (2 * t).clamp(max=1) * (anchor - start)[:, None]
+            routes.append(torch.where(t <= 0.5, first, anchor + (2 * t - 1) * (goal[:, None] - anchor)))
+        return torch.stack(routes, 1)
+
+    def candidate_chains(self, start: torch.Tensor, goal: torch.Tensor, m: int,
+                         generator: nn.Module | None = None) -> torch.Tensor:
+        """The generator's ``hypotheses`` chains of ``m`` subgoals ``[B, hypotheses, m, goal_dim]`` from ``start``
+        to ``goal`` (env units), inside the shrunk goal box: ``low + width · sigmoid(route logit + offset)``."""
         gen = self.generator if generator is None else generator
         lo, width = self._sub_low, self._sub_width
-        fracs = torch.arange(1, m + 1, dtype=torch.float32) / (m + 1)
-        line = start[:, None] + fracs[None, :, None] * (goal - start)[:, None]  # evenly spaced on the line
-        base = torch.logit(((line - lo) / width).clamp(1e-3, 1 - 1e-3))
+        base = torch.logit(((self.routes(start, goal, m) - lo) / width).clamp(1e-3, 1 - 1e-3))
         s, g = self._scaled(start), self._scaled(goal)
         if isinstance(gen, RecurrentGenerator):
+            flat = base.flatten(0, 1)  # [B * hypotheses, m, d], the order of the GRU's rows
+
             def place(j, offset, _prev):
-                return self._scaled(lo + width * torch.sigmoid(base[:, j] + offset))
+                return self._scaled(lo + width * torch.sigmoid(flat[:, j] + offset))
 
             offsets = gen(s, g, m, place)
         else:
             offsets = gen(s, g, m)
         return lo + width * torch.sigmoid(base + offsets)
+
+    def chain(self, start: torch.Tensor, goal: torch.Tensor, m: int, generator: nn.Module | None = None) -> torch.Tensor:
+        """``m`` subgoals ``[B, m, goal_dim]`` from ``start`` to ``goal``: of the generator's hypotheses, the chain
+        with the least summed E."""
+        chains = self.candidate_chains(start, goal, m, generator)
+        if chains.shape[1] == 1:
+            return chains[:, 0]
+        B, H = chains.shape[:2]
+        with torch.no_grad():
+            cost = self.chain_cost(start.repeat_interleave(H, 0), goal.repeat_interleave(H, 0),
+                                   chains.flatten(0, 1)).view(B, H)
+        return chains[torch.arange(B), cost.argmin(1)]
 
     def chain_cost(self, start: torch.Tensor, goal: torch.Tensor, subgoals: torch.Tensor,
                    evaluator: nn.Module | None = None) -> torch.Tensor:
@@ -658,7 +736,10 @@ class SubgoalCM(MirabilisAlgorithm):
         """Mean over the batch of the summed E of the chains of every length m = 1 .. n_subgoals."""
         total = start.new_zeros(())
         for m in range(1, self.n_subgoals + 1):
-            total = total + self.chain_cost(start, goal, self.chain(start, goal, m), evaluator).mean()
+            chains = self.candidate_chains(start, goal, m)  # every hypothesis descends its own cost
+            H = chains.shape[1]
+            total = total + self.chain_cost(start.repeat_interleave(H, 0), goal.repeat_interleave(H, 0),
+                                            chains.flatten(0, 1), evaluator).mean()
         return total
 
     def frozen_evaluator(self) -> nn.Module:

@@ -101,6 +101,47 @@ def test_a_toy_evaluator_with_a_known_cost_gives_the_known_optimal_subgoals(kind
     np.testing.assert_allclose(got, np.asarray(optimum), atol=0.02)
 
 
+class BlockedDisc(nn.Module):
+    """E(a, b) = |a − b|² + 10 · (b lies in the disc of radius 0.2 around (0.5, 0.5)), the step smoothed to a
+    0.01-wide rim: flat inside (no gradient there), as a learned E is behind a wall it reads as ``cost_cap``."""
+
+    def __init__(self, model: SubgoalCM):
+        super().__init__()
+        self.off, self.scale = model._g_off, model._g_scale
+
+    def forward(self, a, b):
+        a, b = a * self.scale + self.off, b * self.scale + self.off
+        inside = torch.sigmoid((0.2 - (b - torch.tensor([0.5, 0.5])).norm(dim=-1)) / 0.01)
+        return (a - b).square().sum(-1) + 10.0 * inside
+
+
+@pytest.mark.parametrize("kind", ["feedforward", "recurrent"])
+def test_hypotheses_start_on_other_routes_and_E_picks_the_cheapest(kind):
+    s, g = np.array([[0.2, 0.5]], np.float32), np.array([[0.8, 0.5]], np.float32)
+    pairs = (torch.tensor(s), torch.tensor(g))
+    costs = {}
+    for hypotheses in (1, 9):
+        torch.manual_seed(0)
+        model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 1, "generator": kind, "generator_lr": 3e-3,
+                                            "generator_hypotheses": hypotheses})
+        routes = model.routes(pairs[0], pairs[1], 3)[0].numpy()
+        np.testing.assert_allclose(routes[0], [[0.35, 0.5], [0.5, 0.5], [0.65, 0.5]], atol=1e-6)  # the line
+        if hypotheses > 1:  # every other route runs through its anchor (the middle of 3 subgoals sits on it)
+            np.testing.assert_allclose(routes[1:, 1], model._anchors.numpy(), atol=1e-6)
+            assert len(model._anchors) == 8 and model._anchors.std(0).min() > 0.15  # spread over the box
+        model.evaluator = BlockedDisc(model)
+        model.train_generator(300, pairs=pairs)
+        chain = torch.as_tensor(model.plan(s, g, 1))
+        costs[hypotheses] = float(model.chain_cost(pairs[0], pairs[1], chain))
+        # the plan is the hypothesis with the least summed E
+        every = model.candidate_chains(pairs[0], pairs[1], 1)[0]
+        with torch.no_grad():
+            each = model.chain_cost(pairs[0].expand(hypotheses, 2), pairs[1].expand(hypotheses, 2), every)
+        assert costs[hypotheses] == pytest.approx(float(each.min()), abs=1e-6)
+    assert costs[1] > 10.0, "the straight line's subgoal sits inside the disc, where E has no gradient"
+    assert costs[9] < 1.0, "a hypothesis that started off the disc went round it"
+
+
 # --------------------------------------------------------------------------- the executor
 
 
@@ -249,12 +290,12 @@ def test_relative_goal_appends_where_the_goal_lies_from_here():
 
 def test_save_load_round_trip(tmp_path):
     model = trained(350, n_subgoals=3, generator="recurrent")
-    model.set_generator(1, "feedforward")
+    model.set_generator(1, "feedforward", hypotheses=3)
     model.train_generator(3)
     path = tmp_path / "sg.safetensors"
     model.save(path)
     loaded = SubgoalCM.load(path)
-    assert loaded.n_subgoals == 1 and loaded.generator_kind == "feedforward"
+    assert loaded.n_subgoals == 1 and loaded.generator_kind == "feedforward" and loaded.generator_hypotheses == 3
     assert loaded.num_timesteps == model.num_timesteps == loaded.executor.num_timesteps
     rng = np.random.default_rng(0)
     a, b = rng.uniform(0.1, 0.9, (8, 2)), rng.uniform(0.1, 0.9, (8, 2))
@@ -283,7 +324,8 @@ def test_save_load_round_trip(tmp_path):
     ("n_subgoals", -1), ("n_subgoals", 9), ("generator", "lstm"), ("subgoal_budget", 0), ("subgoal_margin", 0.5),
     ("evaluator_expectile", 1.0), ("evaluator_tau", 0.0), ("evaluator_random_goals", 1.5), ("cost_cap", 0.0),
     ("evaluator_net_arch", []), ("generator_net_arch", [8, -1]), ("evaluator_lr", -1.0), ("hrl_train_freq", 0),
-    ("batch_size", 0), ("evaluator_target", "mc"), ("subgoal_radius", 0.0),
+    ("batch_size", 0), ("evaluator_target", "mc"), ("subgoal_radius", 0.0), ("generator_hypotheses", 0),
+    ("generator_hypotheses", 65),
 ])
 def test_bad_hyperparameters_are_named(key, value):
     with pytest.raises(ValueError, match=key):
@@ -304,7 +346,7 @@ def test_reproduce_quick_end_to_end(tmp_path):
     data = json.loads((tmp_path / "metrics.json").read_text())
     labels = {run["label"] for run in data["runs"]}
     assert labels == {"flat@wall", "subgoal-c-m/k1@wall", "subgoal-c-m/k2@wall", "subgoal-c-m/k3@wall",
-                      "subgoal-c-m/recurrent@wall", "sac@wall"}
+                      "subgoal-c-m/recurrent@wall", "subgoal-c-m/k3-h9@wall", "sac@wall"}
     for run in data["runs"]:
         assert run["error"] is None
         assert 0.0 <= run["metrics"]["success_rate"] <= 1.0

@@ -10,8 +10,11 @@ most of them in sight of each other), episodes of 100 steps.
   target reached within 30, else 60), and a feed-forward generator that guides the training
   episodes after 5k steps with 0, 1 or 2 subgoals (drawn per episode, `mixed_chains`). C also
   sees `desired − achieved` (`relative_goal`). After training, with no further env steps, a
-  *fresh* generator is trained through a frozen copy of the final E for each variant — `k1`, `k2`, `k3` (feed-forward, k subgoals) and `recurrent` (a GRU emitting 3
-  subgoals one by one) — and each variant is evaluated with the same C and E.
+  *fresh* generator is trained through a frozen copy of the final E for each variant — `k1`, `k2`, `k3`
+  (feed-forward, k subgoals), `recurrent` (a GRU emitting 3 subgoals one by one) and `k3-h9` (feed-forward,
+  3 subgoals, 9 hypotheses: 9 chains per pair, one starting on the straight line and 8 on detours through
+  anchors spread over the map, each trained through E, the cheapest by E taken; `agents/subgoal_cm.py`,
+  step 3) — and each variant is evaluated with the same C and E.
 * **`flat`** — that same trained executor C, commanded with the goal itself (no subgoals).
 * **`sac`** — stable-baselines3 SAC with `HerReplayBuffer` (4 relabelled goals, `future`),
   [128, 128] nets and γ = 0.98 like the executor.
@@ -52,9 +55,10 @@ TOTAL_STEPS = 40_000
 #: the training env: random pairs (far pairs only in evaluation). Trained on far pairs alone, C spent
 #: most of each episode stuck against an obstacle; this choice came from uncommitted single-seed probes.
 TRAIN_FAR_PAIRS = False
-#: (label, n_subgoals, generator) of the variants evaluated on one trained subgoal-c-m run
-VARIANTS = (("flat", 0, "feedforward"), ("subgoal-c-m/k1", 1, "feedforward"), ("subgoal-c-m/k2", 2, "feedforward"),
-            ("subgoal-c-m/k3", 3, "feedforward"), ("subgoal-c-m/recurrent", 3, "recurrent"))
+#: (label, n_subgoals, generator, generator_hypotheses) of the variants evaluated on one trained subgoal-c-m run
+VARIANTS = (("flat", 0, "feedforward", 1), ("subgoal-c-m/k1", 1, "feedforward", 1),
+            ("subgoal-c-m/k2", 2, "feedforward", 1), ("subgoal-c-m/k3", 3, "feedforward", 1),
+            ("subgoal-c-m/recurrent", 3, "recurrent", 1), ("subgoal-c-m/k3-h9", 3, "feedforward", 9))
 SHARED = "subgoal-c-m (shared C and E)"
 SAC_HP = {"learning_starts": 1000, "gamma": 0.98, "policy_kwargs": {"net_arch": [128, 128]}}
 QUICK_SUB_HP = {"learning_starts": 150, "subgoal_starts": 300, "net_arch": [32, 32], "evaluator_net_arch": [32, 32],
@@ -180,11 +184,11 @@ def run(spec: RunSpec, out_dir: Path) -> dict:
         return {**metrics, **common, "curve_steps": curve.steps, "curve_success": curve.success}
     variants = {}
     report = model.evaluator_report(opts["heldout"], seed=424_242)
-    for label, k, kind in VARIANTS:
-        model.set_generator(k, kind)
+    for label, k, kind, hypotheses in VARIANTS:
+        model.set_generator(k, kind, hypotheses)
         model.train_generator(opts["generator_updates"])
         metrics = evaluate(model, layout, starts, goals, keep_chains=8 if k else 0)
-        metrics.update(report, n_subgoals=k, generator=kind, **common)
+        metrics.update(report, n_subgoals=k, generator=kind, generator_hypotheses=hypotheses, **common)
         if label == "flat":
             metrics.update(curve_steps=curve.steps, curve_success=curve.flat)
         elif label == "subgoal-c-m/k2":  # the generator that guided training (k = 2, feed-forward)
@@ -208,9 +212,10 @@ def expand(result: ExperimentResult) -> ExperimentResult:
             continue
         layout = run["env_kwargs"].get("layout", "wall")
         variants = run["metrics"].get("variants", {})
-        for label, k, kind in VARIANTS:
+        for label, k, kind, hypotheses in VARIANTS:
             runs.append({**run, "label": f"{label}@{layout}", "agent": "subgoal-c-m",
-                         "hyperparams": {**run["hyperparams"], "n_subgoals": k, "generator": kind},
+                         "hyperparams": {**run["hyperparams"], "n_subgoals": k, "generator": kind,
+                                         "generator_hypotheses": hypotheses},
                          "shared_run": run["label"], "metrics": variants.get(label, {})})
     return ExperimentResult(result.experiment, result.command, result.quick, result.wall_time_s, runs,
                             result.reused_runs)
