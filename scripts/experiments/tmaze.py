@@ -52,7 +52,7 @@ ENV = "mirabilis/TMaze-v0"
 LABELS = ("lstm-rl", "recurrent-ppo", "ppo")
 N_ENVS = 8
 #: env steps per run, the same for every label at a corridor length
-#: (N = 100 with 100k steps, commit 254e2f3: 2 of 5 runs reached 0.95; with 200k, results/tmaze: 4 of 5, at 32k-144k)
+#: (N = 100 with 100k steps, commit 254e2f3: 2 of 5 runs reached 0.95; with 200k, results/tmaze: 9 of 10, at 32k-144k)
 BUDGET = {10: 50_000, 20: 80_000, 50: 80_000, 100: 200_000, 200: 200_000}
 #: lstm-rl's seeds per corridor length: 10 at N = 100, the length of the target (every seed solves it), so that
 #: the table shows how often a run fails there, not only whether one of five did
