@@ -103,7 +103,7 @@ def test_a_toy_evaluator_with_a_known_cost_gives_the_known_optimal_subgoals(kind
 
 class BlockedDisc(nn.Module):
     """E(a, b) = |a − b|² + 10 · (b lies in the disc of radius 0.2 around (0.5, 0.5)), the step smoothed to a
-    0.01-wide rim: flat inside (no gradient there), as a learned E is behind a wall it reads as ``cost_cap``."""
+    0.01-wide rim: flat inside (no gradient there), as a learned E is flat at ``cost_cap`` behind a wall."""
 
     def __init__(self, model: SubgoalCM):
         super().__init__()
