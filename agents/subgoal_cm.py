@@ -588,18 +588,19 @@ class SubgoalCM(MirabilisAlgorithm):
         chains = self.candidate_chains(start, goal, m, generator)
         if chains.shape[1] == 1:
             return chains[:, 0]
-        B, H = chains.shape[:2]
         with torch.no_grad():
-            cost = self.chain_cost(start.repeat_interleave(H, 0), goal.repeat_interleave(H, 0),
-                                   chains.flatten(0, 1)).view(B, H)
-        return chains[torch.arange(B), cost.argmin(1)]
+            cost = self.chain_cost(start, goal, chains)
+        return chains[torch.arange(len(chains)), cost.argmin(1)]
 
     def chain_cost(self, start: torch.Tensor, goal: torch.Tensor, subgoals: torch.Tensor,
                    evaluator: nn.Module | None = None) -> torch.Tensor:
-        """Summed E over the chain start -> s_1 -> ... -> s_m -> goal: ``[B]``."""
+        """Summed E over the chain start -> s_1 -> ... -> s_m -> goal: ``[B]`` for ``subgoals [B, m, d]``, ``[B, H]``
+        for the hypotheses ``[B, H, m, d]`` of :meth:`candidate_chains`."""
         ev = self.evaluator if evaluator is None else evaluator
-        points = torch.cat([start[:, None], subgoals, goal[:, None]], 1)
-        return ev(self._scaled(points[:, :-1]), self._scaled(points[:, 1:])).sum(1)
+        lead = subgoals.shape[:-2]  # (B,) or (B, H)
+        ends = [p.reshape(len(p), *[1] * len(lead), p.shape[-1]).expand(*lead, 1, -1) for p in (start, goal)]
+        points = torch.cat([ends[0], subgoals, ends[1]], -2)
+        return ev(self._scaled(points[..., :-1, :]), self._scaled(points[..., 1:, :])).sum(-1)
 
     @torch.no_grad()
     def evaluate_cost(self, start, goal) -> np.ndarray:
@@ -737,9 +738,7 @@ class SubgoalCM(MirabilisAlgorithm):
         total = start.new_zeros(())
         for m in range(1, self.n_subgoals + 1):
             chains = self.candidate_chains(start, goal, m)  # every hypothesis descends its own cost
-            H = chains.shape[1]
-            total = total + self.chain_cost(start.repeat_interleave(H, 0), goal.repeat_interleave(H, 0),
-                                            chains.flatten(0, 1), evaluator).mean()
+            total = total + self.chain_cost(start, goal, chains, evaluator).mean()
         return total
 
     def frozen_evaluator(self) -> nn.Module:
