@@ -57,7 +57,23 @@ the noise behind each real action and back-propagates along the whole real traje
 implemented.
 
 C is recurrent (a GRU over its inputs) or, with ``controller="feedforward"``, an MLP of the
-current observation (the control that cannot remember). Goal inputs (e.g. FoveaSearch's one-hot
+current observation (the control that cannot remember).
+
+**Spatial read-out** (``spatial_readout=True``, for retina envs such as ``mirabilis/FoveaSearch-v0``
+with continuous saccades; :mod:`world_models.retina`): M's reward and termination predictions get
+a term that is a function of where the saccade lands — per-pixel scores of the glimpse (colour and
+goal input) weighted by a Gaussian of their distance to the landing point — and C's saccade gets
+a term that points at the soft-argmax of its own per-pixel scores. Both are the geometry of the
+retina, given to M and C the way a convolution gives a net the geometry of an image; an MLP M did
+not learn *where* a find happens from sparse finds (``results/fovea/``). C's soft-argmax is also a
+distribution over candidate saccades, one to each glimpse pixel: C's objective adds the expectation,
+under that softmax, of M's predicted reward of every candidate, all imagined at once
+(:meth:`~world_models.recurrent.RecurrentWorldModel.readout_predictions`) — the exact expectation
+over the first action, as ``expected-first`` is for Discrete actions. (Ascending M's reward at the
+soft-argmax point alone learned the target's place from some initialisations of C and not from
+others.) With
+``model_reward_loss="bernoulli"`` M predicts the channels that the env's ``reward_space`` bounds
+(such as a 0/1 *found*) as probabilities, trained by cross-entropy. Goal inputs (e.g. FoveaSearch's one-hot
 target kind) are simply part of the observation, constant through an episode, and M learns to
 carry them forward.
 
@@ -102,6 +118,7 @@ from world_models.recurrent import (
     scaling_from_bounds,
     transition_targets,
 )
+from world_models.retina import RetinaGeometry, RetinaReadout, SaccadeHead, atanh_clipped
 
 CONTROLLERS = ("recurrent", "feedforward")
 DISCRETE_GRADIENTS = ("straight-through", "expected-first")
@@ -118,7 +135,8 @@ class Controller(nn.Module):
     Output: Box actions: the pre-squash mean ``mu`` ``[B, action_dim]``; Discrete: logits ``[B, n]``.
     """
 
-    def __init__(self, obs_dim: int, out_dim: int, size: int, recurrent: bool):
+    def __init__(self, obs_dim: int, out_dim: int, size: int, recurrent: bool,
+                 saccade_head: SaccadeHead | None = None, obs_offset=None, obs_scale=None):
         super().__init__()
         self.size, self.recurrent = int(size), bool(recurrent)
         self.encoder = nn.Sequential(nn.Linear(obs_dim, size), nn.ELU())
@@ -129,6 +147,12 @@ class Controller(nn.Module):
         self.head = nn.Linear(size, out_dim)
         nn.init.orthogonal_(self.head.weight, 0.01)
         nn.init.zeros_(self.head.bias)
+        # spatial_readout: the saccade to a soft-argmax over glimpse pixels (world_models/retina.py), added to
+        # the head's output as a pre-squash value; it reads the observation in env units
+        self.saccade_head = saccade_head
+        if saccade_head is not None:
+            self.register_buffer("obs_offset", torch.as_tensor(obs_offset, dtype=torch.float32))
+            self.register_buffer("obs_scale", torch.as_tensor(obs_scale, dtype=torch.float32))
 
     def initial_state(self, batch_size: int, device=None) -> torch.Tensor:
         return torch.zeros(batch_size, self.size, device=device)
@@ -138,8 +162,12 @@ class Controller(nn.Module):
         z = self.encoder(obs)
         if self.recurrent:
             state = self.core(z, state)
-            return self.head(state), state
-        return self.head(self.core(z)), state
+            out = self.head(state)
+        else:
+            out = self.head(self.core(z))
+        if self.saccade_head is not None:
+            out = out + atanh_clipped(self.saccade_head(obs * self.obs_scale + self.obs_offset))
+        return out, state
 
 
 # --------------------------------------------------------------------------- replay of sequences
@@ -208,6 +236,8 @@ class PlannerCM(MirabilisAlgorithm):
         model_updates: int = 4,
         model_batch_size: int = 16,
         model_reward_coef: float = 1.0,
+        model_reward_loss: str = "mse",
+        spatial_readout: bool = False,
         pretrain_updates: int = 400,
         seq_len: int = 16,
         # 3. the vector critic
@@ -260,6 +290,9 @@ class PlannerCM(MirabilisAlgorithm):
             _check(0.0 <= value <= 1.0, name, "must be in [0, 1]", value)
         _check(0.0 < tau <= 1.0, "tau", "must be in (0, 1]", tau)
         _check(model_rnn in ("gru", "lstm"), "model_rnn", "must be 'gru' or 'lstm'", model_rnn)
+        _check(model_reward_loss in ("mse", "bernoulli"), "model_reward_loss", "must be 'mse' or 'bernoulli'",
+               model_reward_loss)
+        _check(isinstance(spatial_readout, bool), "spatial_readout", "must be true or false", spatial_readout)
         _check(controller in CONTROLLERS, "controller", f"must be one of {list(CONTROLLERS)}", controller)
         _check(discrete_gradient in DISCRETE_GRADIENTS, "discrete_gradient", f"must be one of {list(DISCRETE_GRADIENTS)}",
                discrete_gradient)
@@ -274,6 +307,7 @@ class PlannerCM(MirabilisAlgorithm):
         self.action_noise_std, self.exploration_eps = action_noise_std, exploration_eps
         self.model_hidden_size, self.model_rnn, self.model_lr = model_hidden_size, model_rnn, model_lr
         self.model_updates, self.model_batch_size, self.model_reward_coef = model_updates, model_batch_size, model_reward_coef
+        self.model_reward_loss, self.spatial_readout = model_reward_loss, spatial_readout
         self.seq_len, self.pretrain_updates = seq_len, pretrain_updates
         self.critic_size, self.critic_lr, self.critic_updates = critic_size, critic_lr, critic_updates
         self.critic_batch_size, self.gamma, self.td_lambda, self.tau = critic_batch_size, gamma, td_lambda, tau
@@ -321,14 +355,31 @@ class PlannerCM(MirabilisAlgorithm):
             self._act_offset = torch.as_tensor(np.where(bounded, (high + low) / 2, 0.0), dtype=torch.float32)
             self._act_scale = torch.as_tensor(np.where(bounded, (high - low) / 2, 1.0), dtype=torch.float32)
 
+        # spatial_readout: M's reward and termination get a term of the saccade's landing point, C's saccade a
+        # soft-argmax over the glimpse (world_models/retina.py); retina envs with continuous saccades only
+        readout = saccade_head = None
+        if self.spatial_readout:
+            if self.discrete:
+                raise ValueError("spatial_readout needs continuous (Box) saccade actions; this env's actions are "
+                                 f"{act_space}")
+            geometry = RetinaGeometry.from_env(self.env)
+            readout, saccade_head = RetinaReadout(geometry, C + 1), SaccadeHead(geometry)
+        bounds = None
+        if self.model_reward_loss == "bernoulli":
+            try:
+                space = self.env.get_attr("reward_space", indices=[0])[0]
+                bounds = (space.low, space.high)
+            except AttributeError:  # a scalar reward: unbounded, so squared error
+                bounds = (np.full(C, -np.inf), np.full(C, np.inf))
         # M: the recurrent world model (its own Adam optimiser).
         self.world_model = RecurrentWorldModel(
             obs_space, act_space, n_reward_channels=C, hidden_size=self.model_hidden_size, rnn=self.model_rnn,
-            lr=self.model_lr, bptt=self.seq_len, reward_coef=self.model_reward_coef, device=self.device,
+            lr=self.model_lr, bptt=self.seq_len, reward_coef=self.model_reward_coef,
+            reward_loss=self.model_reward_loss, reward_bounds=bounds, readout=readout, device=self.device,
         )
         # C: recurrent controller (or the feed-forward control).
         self.controller = Controller(self.obs_dim, self.action_dim, self.controller_size,
-                                     self.controller_kind == "recurrent").to(self.device)
+                                     self.controller_kind == "recurrent", saccade_head, offset, scale).to(self.device)
         self.policy = self.controller  # SB3's name for the acting network
         self.actor_optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.actor_lr)
         # The vector critic V_c(o, h_M): one value per reward channel (agents/vector_critic.py).
@@ -497,7 +548,7 @@ class PlannerCM(MirabilisAlgorithm):
                     env_actions, flat_actions = self._random_actions(B)
                 else:
                     env_actions, flat_actions = self._acting_action(out, deterministic=False, explore=True)
-                _, m_next = self.world_model.step(obs_flat, flat_actions, m_state)
+                _, m_next = self.world_model.hidden_sequence(obs_flat[None], flat_actions[None], None, m_state)
             new_obs, rewards, dones, infos = env.step(env_actions)
             self.num_timesteps += B
             callback.update_locals(locals())
@@ -535,7 +586,7 @@ class PlannerCM(MirabilisAlgorithm):
         model = self.world_model
         state = self._m_unpack(w["m_state"][0])
         if model.rnn == "gru":  # one call; the state before step t is the hidden after t - 1, reset at starts
-            h_after = model.forward_sequence(w["obs"], w["actions"], w["starts"], state)[0].hidden
+            h_after = model.hidden_sequence(w["obs"], w["actions"], w["starts"], state)[0]
             keep = (1.0 - w["starts"])[..., None]
             h_before = torch.cat([state[None], h_after[:-1]]) * keep
             return list(h_before), h_before, h_after
@@ -544,7 +595,7 @@ class PlannerCM(MirabilisAlgorithm):
             state = model._reset(state, w["starts"][t])
             before.append(state)
             h_before.append(model.hidden_of(state))
-            _, state = model.step(w["obs"][t], w["actions"][t], state)
+            _, state = model.hidden_sequence(w["obs"][t][None], w["actions"][t][None], None, state)
             h_after.append(model.hidden_of(state))
         return before, torch.stack(h_before), torch.stack(h_after)
 
@@ -650,6 +701,13 @@ class PlannerCM(MirabilisAlgorithm):
         loss = -objective.mean() - self.ent_coef * entropy
         stats = {"planner/imagined_return": objective.mean().item(), "train/entropy": entropy.item(),
                  "planner/imagined_alive": alive_end.mean().item()}
+        if self.spatial_readout:  # every glimpse pixel's saccade imagined at once; C's softmax over them ascends it
+            candidates = self.controller.saccade_head.candidates.clamp(-1.0, 1.0)
+            rewards_k, _ = model.readout_predictions(obs0, candidates.expand(obs0.shape[0], -1, -1))
+            probs = F.softmax(self.controller.saccade_head.logits(obs0), -1)  # [B, K]
+            candidate_return = (probs * (rewards_k @ self._weights)).sum(-1)
+            loss = loss - candidate_return.mean()
+            stats["planner/candidate_return"] = candidate_return.mean().item()
         return loss, stats
 
     @contextlib.contextmanager

@@ -288,3 +288,49 @@ def test_reproduce_quick_end_to_end(tmp_path, name):
         ff = next(r for r in data["runs"] if r["label"] == "planner-c-m/feedforward-C")
         assert ff["hyperparams"]["controller"] == "feedforward"
         assert (out / "episode_planner_c_m.gif").stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------- spatial_readout (world_models/retina.py)
+
+
+def test_spatial_readout_gives_C_the_gradient_of_M_read_out_at_the_landing_point_and_survives_save_load(tmp_path):
+    env = make_vec_env("mirabilis/FoveaSearch-v0", {}, 2, 0)
+    model = collected(PlannerCM(env, seed=0, spatial_readout=True, model_reward_loss="bernoulli",
+                                **{**TINY, "learning_starts": 10**6, "horizon": 1}), steps=64)
+    assert model.world_model.readout is not None and model.controller.saccade_head is not None
+    w = model.replay_buffer.sample(4, 4, model._rng)
+    with torch.no_grad():  # M's reward and termination come from the read-out alone, and there is no critic
+        for head in (model.world_model.reward_head, model.world_model.termination_head):
+            head.weight.zero_()
+            head.bias.zero_()
+        model.critic.weights[-1].zero_()
+        model.critic.biases[-1].zero_()
+    with model.frozen():
+        loss, _ = model.controller_loss(w)
+        loss.backward()
+    assert all(p.grad is None for p in model.world_model.parameters()), "M received gradients during C's update"
+    grads = [p.grad for p in model.controller.saccade_head.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+    # the predicted rewards of the Bernoulli channels stay within the env's reward_space
+    batch = model.replay_buffer.sample(4, 4, model._rng)
+    with torch.no_grad():
+        prediction, _ = model.world_model.forward_sequence(batch["obs"], batch["actions"], batch["starts"])
+    assert float(prediction.reward[..., 0].min()) >= 0.0 and float(prediction.reward[..., 0].max()) <= 1.0
+    path = save_agent(model, tmp_path / "final.safetensors", "planner-c-m", {**model.hyperparams},
+                      "mirabilis/FoveaSearch-v0", {}, 0)
+    loaded = load_agent(path, env=env, expected_agent="planner-c-m")
+    obs = np.stack([env.observation_space.sample() for _ in range(3)])
+    a1, _ = model.predict(obs, None, np.ones(3, bool), deterministic=True)
+    a2, _ = loaded.predict(obs, None, np.ones(3, bool), deterministic=True)
+    np.testing.assert_array_equal(a1, a2)
+
+
+def test_spatial_readout_is_refused_where_there_is_no_retina_or_no_continuous_saccade():
+    with pytest.raises(ValueError, match="retina observation"):
+        PlannerCM(reach_env(1), seed=0, spatial_readout=True)
+    with pytest.raises(ValueError, match="continuous"):
+        PlannerCM(make_vec_env("mirabilis/FoveaSearch-v0", {"action_type": "discrete"}, 1, 0), seed=0,
+                  spatial_readout=True)
+    for name, value in (("model_reward_loss", "huber"), ("spatial_readout", "yes")):
+        with pytest.raises(ValueError, match=name):
+            PlannerCM(reach_env(1), seed=0, **{name: value})

@@ -148,12 +148,15 @@ class Prediction(NamedTuple):
     * ``termination_logit``: ``[...]``; ``sigmoid`` gives the termination probability.
     * ``hidden``: ``[..., hidden_size]`` M's hidden state after consuming ``(obs, action)``
       (``h`` of an LSTM): features for other modules.
+    * ``reward_logit``: with ``reward_loss="bernoulli"``, the reward head's raw output (the
+      logits of the bounded channels); else None.
     """
 
     next_obs: torch.Tensor
     reward: torch.Tensor
     termination_logit: torch.Tensor
     hidden: torch.Tensor
+    reward_logit: torch.Tensor | None = None
 
 
 Obs = Union[torch.Tensor, dict[str, torch.Tensor]]
@@ -296,6 +299,16 @@ class RecurrentWorldModel(nn.Module):
     :param target_embed_size: size of that embedding.
     :param reward_coef: weight of the reward loss in the total loss.
     :param termination_coef: weight of the termination loss in the total loss.
+    :param reward_loss: ``"mse"`` (squared error) or ``"bernoulli"``: channels with finite
+        ``reward_bounds`` are predicted as ``low + (high - low) * sigmoid(logit)`` and trained with
+        the cross-entropy of ``(r - low) / (high - low)`` (sparse 0/1 events such as finding a
+        target are learned far faster than by regression; unbounded channels stay squared error).
+    :param reward_bounds: ``(low, high)`` of the reward vector (e.g. an env's ``reward_space``);
+        needed by ``"bernoulli"``.
+    :param readout: an optional module ``(obs_flat, action_flat) -> [..., C + 1]`` (env units)
+        that predicts the reward (first C) and the termination logit (last) instead of the heads
+        on M's state (only their biases are added), e.g. :class:`world_models.retina.RetinaReadout`
+        for saccades, whose effect on reward is where they land.
     :param device: torch device.
     """
 
@@ -314,6 +327,9 @@ class RecurrentWorldModel(nn.Module):
         target_embed_size: int = 64,
         reward_coef: float = 1.0,
         termination_coef: float = 1.0,
+        reward_loss: str = "mse",
+        reward_bounds: tuple[Any, Any] | None = None,
+        readout: nn.Module | None = None,
         device: torch.device | str = "cpu",
     ):
         super().__init__()
@@ -323,6 +339,10 @@ class RecurrentWorldModel(nn.Module):
             raise ValueError(f"rnn must be 'gru' or 'lstm', got {rnn!r}")
         if target not in ("raw", "embedding"):
             raise ValueError(f"target must be 'raw' or 'embedding', got {target!r}")
+        if reward_loss not in ("mse", "bernoulli"):
+            raise ValueError(f"reward_loss must be 'mse' or 'bernoulli', got {reward_loss!r}")
+        if reward_loss == "bernoulli" and reward_bounds is None:
+            raise ValueError("reward_loss='bernoulli' needs reward_bounds (low, high) of the reward vector")
         if int(n_reward_channels) < 1 or int(bptt) < 1:
             raise ValueError("n_reward_channels and bptt must be >= 1")
         self.observation_space = observation_space
@@ -360,6 +380,16 @@ class RecurrentWorldModel(nn.Module):
         self.obs_head = nn.Linear(hidden_size, self.target_dim)
         self.reward_head = nn.Linear(hidden_size, self.n_reward_channels)
         self.termination_head = nn.Linear(hidden_size, 1)
+        self.readout = readout
+        self.reward_loss = reward_loss
+        low, high = (np.full(self.n_reward_channels, -np.inf), np.full(self.n_reward_channels, np.inf)) \
+            if reward_bounds is None else (np.broadcast_to(np.asarray(b, np.float64), (self.n_reward_channels,))
+                                           for b in reward_bounds)
+        bernoulli = (np.isfinite(low) & np.isfinite(high) & (high > low)) if reward_loss == "bernoulli" \
+            else np.zeros(self.n_reward_channels, bool)
+        self.register_buffer("reward_bernoulli", torch.as_tensor(bernoulli))
+        self.register_buffer("reward_low", torch.as_tensor(np.where(bernoulli, low, 0.0), dtype=torch.float32))
+        self.register_buffer("reward_range", torch.as_tensor(np.where(bernoulli, high - low, 1.0), dtype=torch.float32))
 
         self.device = torch.device(device)
         self.to(self.device)
@@ -408,18 +438,7 @@ class RecurrentWorldModel(nn.Module):
 
     # ---------------------------------------------------------------- forward
 
-    def forward_sequence(
-        self,
-        obs: Obs,
-        actions: torch.Tensor,
-        episode_starts: torch.Tensor | None = None,
-        state0: State | None = None,
-    ) -> tuple[Prediction, State]:
-        """Predict every transition of a ``[T, B]`` sequence (differentiable).
-
-        The hidden state is reset to zero wherever ``episode_starts[t]`` is true, before
-        ``obs[t]`` is consumed. Returns predictions with leading ``[T, B]`` and the final state.
-        """
+    def _recur(self, obs: Obs, actions: Any, episode_starts: torch.Tensor | None, state0: State | None):
         obs_flat = self.flatten_obs(obs)
         act_flat = self.flatten_action(actions)
         T, B = obs_flat.shape[:2]
@@ -434,19 +453,63 @@ class RecurrentWorldModel(nn.Module):
                 state = self._reset(state, episode_starts[t])
             state = self.cell(z[t], state)
             hiddens.append(self.hidden_of(state))
-        h = torch.stack(hiddens)  # [T, B, H]
+        return obs_flat, act_flat, obs_n, z, torch.stack(hiddens), state  # h: [T, B, H]
 
+    def hidden_sequence(
+        self, obs: Obs, actions: Any, episode_starts: torch.Tensor | None = None, state0: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """Only M's recurrent states along a ``[T, B]`` sequence: (``h`` after each step ``[T, B, H]``,
+        final state), as in :meth:`forward_sequence` but without the prediction heads."""
+        *_, h, state = self._recur(obs, actions, episode_starts, state0)
+        return h, state
+
+    def forward_sequence(
+        self,
+        obs: Obs,
+        actions: torch.Tensor,
+        episode_starts: torch.Tensor | None = None,
+        state0: State | None = None,
+    ) -> tuple[Prediction, State]:
+        """Predict every transition of a ``[T, B]`` sequence (differentiable).
+
+        The hidden state is reset to zero wherever ``episode_starts[t]`` is true, before
+        ``obs[t]`` is consumed. Returns predictions with leading ``[T, B]`` and the final state.
+        """
+        obs_flat, act_flat, obs_n, z, h, state = self._recur(obs, actions, episode_starts, state0)
         f = self.trunk(torch.cat([h, z], -1))
         out = self.obs_head(f)
         if self.target == "raw" and not self.discrete_obs:
             out = (obs_n + out) * self.obs_scale + self.obs_offset  # predicted change, in env units
+        if self.readout is None:
+            raw_reward, termination_logit = self.reward_head(f), self.termination_head(f).squeeze(-1)
+        else:  # the read-out alone (plus the heads' biases): how the action matters is the read-out's business
+            spatial = self.readout(obs_flat, act_flat)
+            raw_reward = spatial[..., :-1] + self.reward_head.bias
+            termination_logit = spatial[..., -1] + self.termination_head.bias[0]
         prediction = Prediction(
             next_obs=out,
-            reward=self.reward_head(f),
-            termination_logit=self.termination_head(f).squeeze(-1),
+            reward=self._reward_from_raw(raw_reward),
+            termination_logit=termination_logit,
             hidden=h,
+            reward_logit=raw_reward if self.reward_loss == "bernoulli" else None,
         )
         return prediction, state
+
+    def _reward_from_raw(self, raw_reward: torch.Tensor) -> torch.Tensor:
+        if self.reward_loss != "bernoulli":
+            return raw_reward
+        return torch.where(self.reward_bernoulli, self.reward_low + self.reward_range * torch.sigmoid(raw_reward),
+                           raw_reward)
+
+    def readout_predictions(self, obs: Any, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With a ``readout``: the predicted reward vectors ``[B, K, C]`` and termination logits ``[B, K]`` of ``K``
+        actions ``[B, K, ...]`` per observation ``[B, ...]`` at once (with a read-out they do not depend on M's
+        state), as :meth:`forward_sequence` would predict them one by one."""
+        if self.readout is None:
+            raise ValueError("readout_predictions needs a model with a readout")
+        spatial = self.readout.at_actions(self.flatten_obs(obs), self.flatten_action(actions))
+        raw_reward = spatial[..., :-1] + self.reward_head.bias
+        return self._reward_from_raw(raw_reward), spatial[..., -1] + self.termination_head.bias[0]
 
     def forward(self, *args: Any, **kwargs: Any) -> tuple[Prediction, State]:
         """``model(...)`` is :meth:`forward_sequence`."""
@@ -466,7 +529,7 @@ class RecurrentWorldModel(nn.Module):
         action = torch.as_tensor(action, device=self.device).unsqueeze(0)
         starts = None if episode_start is None else torch.as_tensor(episode_start, device=self.device).unsqueeze(0)
         prediction, state = self.forward_sequence(obs, action, starts, state)
-        return Prediction(*(x.squeeze(0) for x in prediction)), state
+        return Prediction(*(None if x is None else x.squeeze(0) for x in prediction)), state
 
     # ---------------------------------------------------------------- errors and training
 
@@ -485,7 +548,12 @@ class RecurrentWorldModel(nn.Module):
         else:
             target = self.flatten_obs(batch.next_obs)
             obs_loss = ((prediction.next_obs - target) / self.obs_scale).pow(2).mean(-1)
-        reward_loss = (prediction.reward - batch.rewards).pow(2).mean(-1)
+        reward_loss = (prediction.reward - batch.rewards).pow(2)
+        if prediction.reward_logit is not None:
+            target = ((batch.rewards - self.reward_low) / self.reward_range).clamp(0.0, 1.0)
+            bce = F.binary_cross_entropy_with_logits(prediction.reward_logit, target, reduction="none")
+            reward_loss = torch.where(self.reward_bernoulli, bce, reward_loss)
+        reward_loss = reward_loss.mean(-1)
         termination_loss = F.binary_cross_entropy_with_logits(
             prediction.termination_logit, batch.terminations, reduction="none"
         )
@@ -504,8 +572,8 @@ class RecurrentWorldModel(nn.Module):
 
         The error is the next-observation loss: mean squared error over the (scaled) flat
         next-observation dims, cross-entropy for Discrete observations, squared error of the
-        embedding for ``target="embedding"``; plus ``reward_coef`` x reward MSE (mean over
-        channels) and ``termination_coef`` x termination BCE. Call it on a fresh batch
+        embedding for ``target="embedding"``; plus ``reward_coef`` x reward loss (mean over
+        channels: squared error, cross-entropy for Bernoulli channels) and ``termination_coef`` x termination BCE. Call it on a fresh batch
         *before* M trains on it. With ``return_state`` also returns the final state.
         """
         batch = batch.to(self.device)
