@@ -6,6 +6,8 @@
   signals and the factory :func:`make_curiosity`.
 * :mod:`world_models.progress` — learning-progress curiosity (1991), gamma-Progress estimator.
 * :mod:`world_models.rnd` — random network distillation, the baseline.
+* :mod:`world_models.retina` — spatial read-outs of a fovea's glimpse for M (reward where a saccade
+  lands) and C (a soft-argmax saccade) (Sec. 9, 12).
 """
 
 from world_models.curiosity import (
@@ -24,6 +26,7 @@ from world_models.recurrent import (
     State,
     transition_targets,
 )
+from world_models.retina import RetinaGeometry, RetinaReadout, SaccadeHead
 from world_models.rnd import RNDCuriosity
 
 __all__ = [
@@ -35,7 +38,10 @@ __all__ = [
     "ProgressCuriosity",
     "RNDCuriosity",
     "RecurrentWorldModel",
+    "RetinaGeometry",
+    "RetinaReadout",
     "RunningMeanStd",
+    "SaccadeHead",
     "SequenceBatch",
     "State",
     "make_curiosity",
