@@ -60,22 +60,22 @@ C is recurrent (a GRU over its inputs) or, with ``controller="feedforward"``, an
 current observation (the control that cannot remember).
 
 **Spatial read-out** (``spatial_readout=True``, for retina envs such as ``mirabilis/FoveaSearch-v0``
-with continuous saccades; :mod:`world_models.retina`): M's reward and termination predictions get
-a term that is a function of where the saccade lands — per-pixel scores of the glimpse (colour and
-goal input) weighted by a Gaussian of their distance to the landing point — and C's saccade gets
-a term that points at the soft-argmax of its own per-pixel scores. Both are the geometry of the
-retina, given to M and C the way a convolution gives a net the geometry of an image; an MLP M did
-not learn *where* a find happens from sparse finds (``results/fovea/``). C's soft-argmax is also a
-distribution over candidate saccades, one to each glimpse pixel: C's objective adds the expectation,
-under that softmax, of M's predicted reward of every candidate, all imagined at once
+with continuous saccades; :mod:`world_models.retina`): M's reward and termination predictions come
+from a read-out of where the saccade lands — per-pixel scores of the glimpse (colour and goal
+input) weighted by a Gaussian of their distance to the landing point — and C's saccade gets a term
+that points at the soft-argmax of its own per-pixel scores. Both are the geometry of the retina,
+given to M and C the way a convolution gives a net the geometry of an image; an MLP M did not learn
+*where* a find happens from sparse finds (``results/fovea/`` at commit 9b64aec). C's soft-argmax is also a
+distribution over candidate saccades, one to each glimpse pixel: C's objective adds the
+expectation, under that softmax, of M's predicted reward of every candidate, all imagined at once
 (:meth:`~world_models.recurrent.RecurrentWorldModel.readout_predictions`) — the exact expectation
 over the first action, as ``expected-first`` is for Discrete actions. (Ascending M's reward at the
 soft-argmax point alone learned the target's place from some initialisations of C and not from
-others.) With
-``model_reward_loss="bernoulli"`` M predicts the channels that the env's ``reward_space`` bounds
-(such as a 0/1 *found*) as probabilities, trained by cross-entropy. Goal inputs (e.g. FoveaSearch's one-hot
-target kind) are simply part of the observation, constant through an episode, and M learns to
-carry them forward.
+others.) With ``model_reward_loss="bernoulli"`` M predicts the channels that the env's
+``reward_space`` bounds (such as a 0/1 *found*) as probabilities, trained by cross-entropy.
+
+Goal inputs (e.g. FoveaSearch's one-hot target kind) are simply part of the observation, constant
+through an episode, and M learns to carry them forward.
 
 Works on any Gymnasium env with Box or Discrete observation and action spaces; reward vectors
 follow :mod:`agents.reward_channels` (``info["vector_reward"]``, else the scalar as one channel).

@@ -148,8 +148,8 @@ class Prediction(NamedTuple):
     * ``termination_logit``: ``[...]``; ``sigmoid`` gives the termination probability.
     * ``hidden``: ``[..., hidden_size]`` M's hidden state after consuming ``(obs, action)``
       (``h`` of an LSTM): features for other modules.
-    * ``reward_logit``: with ``reward_loss="bernoulli"``, the reward head's raw output (the
-      logits of the bounded channels); else None.
+    * ``reward_logit``: with ``reward_loss="bernoulli"``, the raw reward output before the
+      sigmoid of the bounded channels (their logits); else None.
     """
 
     next_obs: torch.Tensor
