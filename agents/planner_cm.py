@@ -68,7 +68,8 @@ given to M and C the way a convolution gives a net the geometry of an image; an 
 *where* a find happens from sparse finds (``results/fovea/`` at commit 9b64aec). C's soft-argmax is also a
 distribution over candidate saccades, one to each glimpse pixel: C's objective adds the
 expectation, under that softmax, of M's predicted reward of every candidate, all imagined at once
-(:meth:`~world_models.recurrent.RecurrentWorldModel.readout_predictions`) — the exact expectation
+(:meth:`~world_models.recurrent.RecurrentWorldModel.readout_grid_predictions`: the candidates lie on a
+grid, so the read-out's kernels are computed per coordinate, not per candidate) — the exact expectation
 over the first action, as ``expected-first`` is for Discrete actions. (Ascending M's reward at the
 soft-argmax point alone learned the target's place from some initialisations of C and not from
 others.) With ``model_reward_loss="bernoulli"`` M predicts the channels that the env's
@@ -157,8 +158,14 @@ class Controller(nn.Module):
     def initial_state(self, batch_size: int, device=None) -> torch.Tensor:
         return torch.zeros(batch_size, self.size, device=device)
 
-    def step(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: ``obs`` ``[B, obs_dim]`` (scaled), ``state`` ``[B, size]`` -> (output, new state)."""
+    def recur(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The new state alone (what :meth:`step` returns second), without computing the output."""
+        return self.core(self.encoder(obs), state) if self.recurrent else state
+
+    def step(self, obs: torch.Tensor, state: torch.Tensor,
+             saccade_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: ``obs`` ``[B, obs_dim]`` (scaled), ``state`` ``[B, size]`` -> (output, new state);
+        ``saccade_logits``: the saccade head's logits of ``obs`` if the caller has them already."""
         z = self.encoder(obs)
         if self.recurrent:
             state = self.core(z, state)
@@ -166,7 +173,9 @@ class Controller(nn.Module):
         else:
             out = self.head(self.core(z))
         if self.saccade_head is not None:
-            out = out + atanh_clipped(self.saccade_head(obs * self.obs_scale + self.obs_offset))
+            if saccade_logits is None:
+                saccade_logits = self.saccade_head.logits(obs * self.obs_scale + self.obs_offset)
+            out = out + atanh_clipped(self.saccade_head.saccade(saccade_logits))
         return out, state
 
 
@@ -656,7 +665,7 @@ class PlannerCM(MirabilisAlgorithm):
             c = c * (1.0 - w["starts"][t])[:, None]
             c_before.append(c)
             if t < L - 1:
-                _, c = self.controller.step(self._scaled(w["obs"][t]), c)
+                c = self.controller.recur(self._scaled(w["obs"][t]), c)
         c0 = torch.cat(c_before)  # [L*N, size]
         obs0 = w["obs"].reshape(L * N, -1)
         if isinstance(m_before[0], tuple):
@@ -672,9 +681,13 @@ class PlannerCM(MirabilisAlgorithm):
             first_actions = F.one_hot(torch.arange(n).repeat_interleave(B), n).float()
         carried = {"c": c0, "k": 0}
         entropies: list[torch.Tensor] = []
+        # spatial_readout: C's pixel logits on the real observations, for its first imagined saccade and the
+        # candidates' softmax below (computed once)
+        logits0 = self.controller.saccade_head.logits(obs0) if self.spatial_readout else None
 
         def policy(obs_flat: torch.Tensor, _m_hidden: torch.Tensor) -> torch.Tensor:
-            out, carried["c"] = self.controller.step(self._scaled(obs_flat), carried["c"])
+            out, carried["c"] = self.controller.step(self._scaled(obs_flat), carried["c"],
+                                                     saccade_logits=logits0 if carried["k"] == 0 else None)
             action, entropy = self._imagined_action(out)
             if expected_first and carried["k"] == 0:
                 carried["first_probs"] = F.softmax(out, -1)
@@ -702,9 +715,10 @@ class PlannerCM(MirabilisAlgorithm):
         stats = {"planner/imagined_return": objective.mean().item(), "train/entropy": entropy.item(),
                  "planner/imagined_alive": alive_end.mean().item()}
         if self.spatial_readout:  # every glimpse pixel's saccade imagined at once; C's softmax over them ascends it
-            candidates = self.controller.saccade_head.candidates.clamp(-1.0, 1.0)
-            rewards_k, _ = model.readout_predictions(obs0, candidates.expand(obs0.shape[0], -1, -1))
-            probs = F.softmax(self.controller.saccade_head.logits(obs0), -1)  # [B, K]
+            head = self.controller.saccade_head
+            axis = head.candidate_axis.clamp(-1.0, 1.0)  # the candidates lie on a grid: predicted axis by axis
+            rewards_k = head.from_grid(model.readout_grid_predictions(obs0, axis, axis)[0])  # [B, K, C]
+            probs = F.softmax(logits0, -1)  # [B, K]
             candidate_return = (probs * (rewards_k @ self._weights)).sum(-1)
             loss = loss - candidate_return.mean()
             stats["planner/candidate_return"] = candidate_return.mean().item()

@@ -299,6 +299,12 @@ def test_spatial_readout_gives_C_the_gradient_of_M_read_out_at_the_landing_point
                                 **{**TINY, "learning_starts": 10**6, "horizon": 1}), steps=64)
     assert model.world_model.readout is not None and model.controller.saccade_head is not None
     w = model.replay_buffer.sample(4, 4, model._rng)
+    # C's shortcuts on the real window give what its step gives: the state alone, the output from given logits
+    scaled, c = model._scaled(w["obs"][0]), torch.randn(4, model.controller.size)
+    out, c_next = model.controller.step(scaled, c)
+    torch.testing.assert_close(model.controller.recur(scaled, c), c_next)
+    logits = model.controller.saccade_head.logits(w["obs"][0])
+    torch.testing.assert_close(model.controller.step(scaled, c, saccade_logits=logits)[0], out)
     with torch.no_grad():  # M's reward and termination come from the read-out alone, and there is no critic
         for head in (model.world_model.reward_head, model.world_model.termination_head):
             head.weight.zero_()

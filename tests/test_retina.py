@@ -43,8 +43,8 @@ def test_the_readout_gradient_leads_a_saccade_to_the_scoring_pixel_from_far_away
     rgb[marked[0], 0, marked[1]] = 1.0  # red there, nothing elsewhere
 
     class RedScore(torch.nn.Module):
-        def forward(self, features):
-            return features[..., :1]
+        def forward(self, obs):
+            return geometry.pixel_features(obs)[..., :1]
 
     readout.scores = RedScore()
     obs[0, geometry.fovea] = torch.tensor([-0.25, 0.5])  # fovea at (24, 48): the pixel sits at (64, 8) in the scene
@@ -64,8 +64,8 @@ def test_saccade_head_points_at_the_pixel_its_scores_single_out():
     head = SaccadeHead(geometry)
 
     class OnePixel(torch.nn.Module):
-        def forward(self, features):
-            out = torch.full(features.shape[:-1] + (1,), -30.0)
+        def forward(self, obs):
+            out = torch.full(geometry.pixel_features(obs).shape[:-1] + (1,), -30.0)
             out[..., 1, 9, 0] = 30.0  # scale 1 (4 px pixels), row 1, column 1: (-10, -10) px
             return out
 
@@ -115,3 +115,43 @@ def test_readout_predictions_of_many_saccades_at_once_match_the_model_one_by_one
         torch.testing.assert_close(termination[:, k], prediction.termination_logit[0])
     with pytest.raises(ValueError, match="readout"):
         RecurrentWorldModel(env.observation_space, env.action_space).readout_predictions(obs, actions)
+
+
+def test_pixel_scores_without_building_the_features_equal_the_net_on_the_features():
+    """The factorised first layer (per-observation affine map of RGB) and per-scale output layers are the same net."""
+    env = fovea_env()
+    geometry = RetinaGeometry.from_env(env)
+    readout = RetinaReadout(geometry, n_out=3)
+    torch.manual_seed(0)
+    for p in readout.parameters():
+        torch.nn.init.normal_(p)
+    obs = torch.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(4)]))
+    features = geometry.pixel_features(obs)  # [4, S, P, F]
+    assert features.shape == (4, 3, 64, geometry.n_features)
+    full = readout.scores.net(features).unflatten(-1, (3, 3))  # [4, S, P, S', n_out]: every output layer everywhere
+    expected = torch.stack([full[:, s, :, s] for s in range(3)], 1)  # scale s's pixels through layer s
+    torch.testing.assert_close(readout.scores(obs), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_grid_predictions_equal_the_saccades_listed_one_by_one_and_the_head_reads_its_candidates_off_the_grid():
+    env = fovea_env()
+    geometry = RetinaGeometry.from_env(env)
+    space = env.unwrapped.reward_space
+    model = RecurrentWorldModel(env.observation_space, env.action_space, n_reward_channels=3, hidden_size=16,
+                                embed_size=16, reward_loss="bernoulli", reward_bounds=(space.low, space.high),
+                                readout=RetinaReadout(geometry, n_out=4))
+    obs = torch.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(3)]))
+    obs[0, geometry.fovea] = torch.tensor([0.9, -1.0])  # near a corner: many landings are clipped to the scene
+    xs, ys = torch.linspace(-1, 1, 5), torch.tensor([-0.7, 0.0, 0.2])
+    rewards, termination = model.readout_grid_predictions(obs, xs, ys)  # [B, J, I, C], [B, J, I]
+    assert rewards.shape == (3, 3, 5, 3) and termination.shape == (3, 3, 5)
+    listed = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(1, 15, 2).expand(3, -1, -1)  # (x_i, y_j)
+    expected_rewards, expected_termination = model.readout_predictions(obs, listed)
+    torch.testing.assert_close(rewards.reshape(3, 15, 3), expected_rewards)
+    torch.testing.assert_close(termination.reshape(3, 15), expected_termination)
+    # C's candidates (every glimpse pixel's saccade) are the blocks s == s' of its candidate axis x itself
+    head = SaccadeHead(geometry)
+    axis = head.candidate_axis.clamp(-1, 1)
+    grid = model.readout.on_action_grid(obs, axis, axis)
+    torch.testing.assert_close(head.from_grid(grid),
+                               model.readout.at_actions(obs, head.candidates.clamp(-1, 1).expand(3, -1, -1)))

@@ -483,9 +483,7 @@ class RecurrentWorldModel(nn.Module):
         if self.readout is None:
             raw_reward, termination_logit = self.reward_head(f), self.termination_head(f).squeeze(-1)
         else:  # the read-out alone (plus the heads' biases): how the action matters is the read-out's business
-            spatial = self.readout(obs_flat, act_flat)
-            raw_reward = spatial[..., :-1] + self.reward_head.bias
-            termination_logit = spatial[..., -1] + self.termination_head.bias[0]
+            raw_reward, termination_logit = self._readout_heads(self.readout(obs_flat, act_flat))
         prediction = Prediction(
             next_obs=out,
             reward=self._reward_from_raw(raw_reward),
@@ -507,9 +505,25 @@ class RecurrentWorldModel(nn.Module):
         state), as :meth:`forward_sequence` would predict them one by one."""
         if self.readout is None:
             raise ValueError("readout_predictions needs a model with a readout")
-        spatial = self.readout.at_actions(self.flatten_obs(obs), self.flatten_action(actions))
-        raw_reward = spatial[..., :-1] + self.reward_head.bias
-        return self._reward_from_raw(raw_reward), spatial[..., -1] + self.termination_head.bias[0]
+        raw_reward, termination_logit = self._readout_heads(
+            self.readout.at_actions(self.flatten_obs(obs), self.flatten_action(actions)))
+        return self._reward_from_raw(raw_reward), termination_logit
+
+    def readout_grid_predictions(self, obs: Any, actions_x: torch.Tensor,
+                                 actions_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With a ``readout``: :meth:`readout_predictions` of the ``J x I`` saccades ``(actions_x[i], actions_y[j])``
+        (``[I]``, ``[J]``, env units) per observation ``[B, ...]``: rewards ``[B, J, I, C]`` and termination logits
+        ``[B, J, I]`` (:meth:`RetinaReadout.on_action_grid`, far cheaper than listing the saccades)."""
+        if self.readout is None:
+            raise ValueError("readout_grid_predictions needs a model with a readout")
+        raw_reward, termination_logit = self._readout_heads(
+            self.readout.on_action_grid(self.flatten_obs(obs), actions_x, actions_y))
+        return self._reward_from_raw(raw_reward), termination_logit
+
+    def _readout_heads(self, spatial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The read-out's outputs ``[..., C + 1]`` -> (raw rewards ``[..., C]``, termination logits ``[...]``): the
+        read-out alone plus the reward and termination heads' biases."""
+        return spatial[..., :-1] + self.reward_head.bias, spatial[..., -1] + self.termination_head.bias[0]
 
     def forward(self, *args: Any, **kwargs: Any) -> tuple[Prediction, State]:
         """``model(...)`` is :meth:`forward_sequence`."""

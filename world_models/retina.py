@@ -114,23 +114,50 @@ class RetinaGeometry:
 
     def saccade_offset(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Where the saccade ``action`` lands, relative to the fovea, in pixels ``[..., 2]``."""
-        fovea = self.fovea_pixels(obs)
+        return self.landing(self.fovea_pixels(obs), action)
+
+    def landing(self, fovea: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Where a saccade of ``action`` (units of ``max_jump``) from ``fovea`` (scene pixels) lands, relative to
+        ``fovea``; per axis (the clip to the scene is), so it also takes one axis's coordinates."""
         return (fovea + action * self.max_jump).clamp(0.0, float(self.scene_size)) - fovea
 
 
 class _PixelScores(nn.Module):
-    """A net shared by every glimpse pixel: features -> ``n_out`` scores, one output layer per scale."""
+    """A net shared by every glimpse pixel: its features (:meth:`RetinaGeometry.pixel_features`) -> ``n_out``
+    scores, one output layer per scale.
+
+    :meth:`forward` never builds the features: the goal input is the same for all the pixels of an
+    observation, so the first layer on ``[rgb, goal, rgb x goal]`` is, per observation, an affine map of the
+    pixel's RGB alone (:meth:`first_layer`); and each scale's pixels go through their own output layer only.
+    """
 
     def __init__(self, geometry: RetinaGeometry, n_out: int, hidden: int):
         super().__init__()
-        self.n_scales, self.n_out = geometry.n_scales, n_out
+        self.geometry, self.n_scales, self.n_out = geometry, geometry.n_scales, n_out
         self.net = nn.Sequential(nn.Linear(geometry.n_features, hidden), nn.ELU(),
                                  nn.Linear(hidden, geometry.n_scales * n_out))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [..., S, P, F] -> [..., S, P, n_out]
-        out = self.net(features).unflatten(-1, (self.n_scales, self.n_out))  # [..., S, P, S', n_out]
-        index = torch.arange(self.n_scales, device=out.device)
-        return out[..., index, :, index, :].movedim(0, -3)  # scale s's pixels use output layer s
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[..., obs_dim]`` -> every glimpse pixel's scores ``[..., S, G*G, n_out]``."""
+        geometry, (first, activation, last) = self.geometry, self.net
+        lead = obs.shape[:-1]
+        rgb = obs[..., geometry.glimpse].reshape(*lead, self.n_scales, 3, geometry.glimpse_size**2)
+        weight, bias = self.first_layer(obs)  # [..., H, 3], [..., H]
+        hidden = activation(torch.einsum("...scp,...hc->...sph", rgb, weight) + bias[..., None, None, :])
+        out_weight = last.weight.view(self.n_scales, self.n_out, -1)  # [S, n_out, H]
+        return torch.einsum("...sph,soh->...spo", hidden, out_weight) + last.bias.view(self.n_scales, 1, self.n_out)
+
+    def first_layer(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first layer as an affine map of a pixel's RGB, per observation: weight ``[..., H, 3]``, bias ``[..., H]``
+        (``W [rgb; goal; rgb x goal] + b = (W_rgb + sum_g goal_g W_g) rgb + (W_goal goal + b)``)."""
+        linear, n_goal = self.net[0], self.geometry.n_goal
+        weight, bias = linear.weight[:, :3], linear.bias
+        if not n_goal:
+            return weight.expand(*obs.shape[:-1], -1, -1), bias.expand(*obs.shape[:-1], -1)
+        goal = obs[..., self.geometry.goal]
+        cross = linear.weight[:, 3 + n_goal:].view(-1, 3, n_goal)  # [H, 3, n_goal]: column c * n_goal + g
+        return (weight + torch.einsum("hcg,...g->...hc", cross, goal),
+                bias + goal @ linear.weight[:, 3:3 + n_goal].T)
 
 
 class RetinaReadout(nn.Module):
@@ -157,14 +184,33 @@ class RetinaReadout(nn.Module):
     def at_landings(self, obs: torch.Tensor, landings: torch.Tensor) -> torch.Tensor:
         """The outputs ``[..., K, n_out]`` at ``K`` landing points ``[..., K, 2]`` (pixels from the fovea) at once:
         the pixel scores are computed once per observation."""
-        g = self.geometry.glimpse_size
-        scores = self.scores(self.geometry.pixel_features(obs)).unflatten(-2, (g, g))  # [..., S, G(y), G(x), n_out]
+        scores = self._scores(obs)
         # the Gaussian is separable and the pixels a grid: kernel = k_y(row) * k_x(column)
-        centres = self.offsets[:, :g, 0]  # [S, G]: the columns' x (= the rows' y)
-        inv_var = torch.exp(-2.0 * self.log_sigma)[:, None, :]  # [S, 1, n_out]
-        kx, ky = (torch.exp(-0.5 * (landings[..., axis, None, None, None] - centres[..., None]).pow(2) * inv_var)
-                  for axis in (0, 1))  # [..., K, S, G, n_out]
+        kx, ky = self._kernel(landings[..., 0]), self._kernel(landings[..., 1])
         return torch.einsum("...syxo,...ksyo,...ksxo->...ko", scores, ky, kx)
+
+    def on_action_grid(self, obs: torch.Tensor, actions_x: torch.Tensor, actions_y: torch.Tensor) -> torch.Tensor:
+        """The outputs ``[..., J, I, n_out]`` of the ``J x I`` saccades ``(actions_x[i], actions_y[j])`` per
+        observation (``actions_x`` ``[I]``, ``actions_y`` ``[J]``, in action units): what :meth:`at_actions` gives
+        for the same saccades listed one by one, for a fraction of the cost, since the kernels are computed per
+        coordinate, not per saccade, and the sums run axis by axis."""
+        fovea = self.geometry.fovea_pixels(obs)[..., None, :]  # [..., 1, 2]
+        kx = self._kernel(self.geometry.landing(fovea[..., 0], actions_x))  # [..., I, S, X, O]
+        ky = self._kernel(self.geometry.landing(fovea[..., 1], actions_y))  # [..., J, S, Y, O]
+        rows = torch.einsum("...syxo,...isxo->...syio", self._scores(obs), kx)
+        return torch.einsum("...jsyo,...syio->...jio", ky, rows)
+
+    def _scores(self, obs: torch.Tensor) -> torch.Tensor:
+        """Every glimpse pixel's scores ``[..., S, G(y), G(x), n_out]``."""
+        g = self.geometry.glimpse_size
+        return self.scores(obs).unflatten(-2, (g, g))
+
+    def _kernel(self, coordinates: torch.Tensor) -> torch.Tensor:
+        """The Gaussian along one axis ``[..., K, S, G, n_out]`` between landing coordinates ``[..., K]`` (pixels
+        from the fovea) and the glimpse pixels' centres on that axis."""
+        centres = self.offsets[:, :self.geometry.glimpse_size, 0]  # [S, G]: the columns' x (= the rows' y)
+        inv_var = torch.exp(-2.0 * self.log_sigma)[:, None, :]  # [S, 1, n_out]
+        return torch.exp(-0.5 * (coordinates[..., None, None, None] - centres[..., None]).pow(2) * inv_var)
 
 
 class SaccadeHead(nn.Module):
@@ -177,16 +223,35 @@ class SaccadeHead(nn.Module):
         self.register_buffer("offsets", geometry.offsets.reshape(-1, 2))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(obs), -1) @ self.candidates
+        return self.saccade(self.logits(obs))
+
+    def saccade(self, logits: torch.Tensor) -> torch.Tensor:
+        """The saccade ``[..., 2]`` for the pixel logits ``[..., S*P]`` of :meth:`logits`."""
+        return torch.softmax(logits, -1) @ self.candidates
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """``[..., S*P]``: the softmax's logits, one per glimpse pixel."""
-        return self.scores(self.geometry.pixel_features(obs)).flatten(-3)
+        return self.scores(obs).flatten(-3)
 
     @property
     def candidates(self) -> torch.Tensor:
         """``[S*P, 2]``: the saccade (action units) to each glimpse pixel's centre."""
         return self.offsets / self.geometry.max_jump
+
+    @property
+    def candidate_axis(self) -> torch.Tensor:
+        """``[S*G]``: the candidates' coordinates along one axis (the same for x and y), scale by scale: the
+        candidates are the blocks ``s == s'`` of the grid ``candidate_axis x candidate_axis`` (:meth:`from_grid`)."""
+        g = self.geometry.glimpse_size
+        return self.offsets.view(self.geometry.n_scales, g, g, 2)[:, 0, :, 0].reshape(-1) / self.geometry.max_jump
+
+    def from_grid(self, values: torch.Tensor) -> torch.Tensor:
+        """Values ``[..., S*G(y), S*G(x), D]`` on the grid of :attr:`candidate_axis` -> ``[..., S*P, D]``, the
+        candidates' values in the order of :attr:`candidates`."""
+        n, g = self.geometry.n_scales, self.geometry.glimpse_size
+        blocks = values.unflatten(-2, (n, g)).unflatten(-4, (n, g))  # [..., S, G(y), S', G(x), D]
+        index = torch.arange(n, device=values.device)
+        return blocks[..., index, :, index, :, :].movedim(0, -4).flatten(-4, -2)
 
 
 def atanh_clipped(x: torch.Tensor, bound: float = 1.0 - 1e-3) -> torch.Tensor:
