@@ -99,14 +99,19 @@ def test_bernoulli_reward_channels_stay_in_bounds_and_learn_an_event_probability
         RecurrentWorldModel(obs_space, act_space, reward_loss="bernoulli")
 
 
-def test_readout_predictions_of_many_saccades_at_once_match_the_model_one_by_one():
+def readout_model_and_scenes():
+    """A small M with the spatial read-out (Bernoulli channels as the fovea's) and 3 fovea scenes."""
     env = fovea_env()
     geometry = RetinaGeometry.from_env(env)
     space = env.unwrapped.reward_space
     model = RecurrentWorldModel(env.observation_space, env.action_space, n_reward_channels=3, hidden_size=16,
                                 embed_size=16, reward_loss="bernoulli", reward_bounds=(space.low, space.high),
                                 readout=RetinaReadout(geometry, n_out=4))
-    obs = torch.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(3)]))
+    return env, geometry, model, torch.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(3)]))
+
+
+def test_readout_predictions_of_many_saccades_at_once_match_the_model_one_by_one():
+    env, geometry, model, obs = readout_model_and_scenes()
     actions = torch.rand(3, 5, 2) * 2 - 1
     rewards, termination = model.readout_predictions(obs, actions)
     for k in range(5):
@@ -134,13 +139,7 @@ def test_pixel_scores_without_building_the_features_equal_the_net_on_the_feature
 
 
 def test_grid_predictions_equal_the_saccades_listed_one_by_one_and_the_head_reads_its_candidates_off_the_grid():
-    env = fovea_env()
-    geometry = RetinaGeometry.from_env(env)
-    space = env.unwrapped.reward_space
-    model = RecurrentWorldModel(env.observation_space, env.action_space, n_reward_channels=3, hidden_size=16,
-                                embed_size=16, reward_loss="bernoulli", reward_bounds=(space.low, space.high),
-                                readout=RetinaReadout(geometry, n_out=4))
-    obs = torch.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(3)]))
+    env, geometry, model, obs = readout_model_and_scenes()
     obs[0, geometry.fovea] = torch.tensor([0.9, -1.0])  # near a corner: many landings are clipped to the scene
     xs, ys = torch.linspace(-1, 1, 5), torch.tensor([-0.7, 0.0, 0.2])
     rewards, termination = model.readout_grid_predictions(obs, xs, ys)  # [B, J, I, C], [B, J, I]
