@@ -72,7 +72,9 @@ expectation, under that softmax, of M's predicted reward of every candidate, all
 grid, so the read-out's kernels are computed per coordinate, not per candidate) — the exact expectation
 over the first action, as ``expected-first`` is for Discrete actions. (Ascending M's reward at the
 soft-argmax point alone learned the target's place from some initialisations of C and not from
-others.) With ``model_reward_loss="bernoulli"`` M predicts the channels that the env's
+others.) That softmax is a categorical policy over the candidates; acting deterministically, C saccades to
+its mean (``deterministic_saccade="soft-argmax"``) or its mode, the most probable pixel (``"argmax"``: the mean
+of a softmax split between two pixels lands between them). With ``model_reward_loss="bernoulli"`` M predicts the channels that the env's
 ``reward_space`` bounds (such as a 0/1 *found*) as probabilities, trained by cross-entropy.
 
 Goal inputs (e.g. FoveaSearch's one-hot target kind) are simply part of the observation, constant
@@ -123,6 +125,7 @@ from world_models.retina import RetinaGeometry, RetinaReadout, SaccadeHead, atan
 
 CONTROLLERS = ("recurrent", "feedforward")
 DISCRETE_GRADIENTS = ("straight-through", "expected-first")
+DETERMINISTIC_SACCADES = ("soft-argmax", "argmax")
 
 
 # --------------------------------------------------------------------------- C
@@ -162,10 +165,11 @@ class Controller(nn.Module):
         """The new state alone (what :meth:`step` returns second), without computing the output."""
         return self.core(self.encoder(obs), state) if self.recurrent else state
 
-    def step(self, obs: torch.Tensor, state: torch.Tensor,
-             saccade_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, obs: torch.Tensor, state: torch.Tensor, saccade_logits: torch.Tensor | None = None,
+             argmax_saccade: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: ``obs`` ``[B, obs_dim]`` (scaled), ``state`` ``[B, size]`` -> (output, new state);
-        ``saccade_logits``: the saccade head's logits of ``obs`` if the caller has them already."""
+        ``saccade_logits``: the saccade head's logits of ``obs`` if the caller has them already;
+        ``argmax_saccade``: the saccade head's most probable candidate instead of its soft-argmax."""
         z = self.encoder(obs)
         if self.recurrent:
             state = self.core(z, state)
@@ -175,7 +179,8 @@ class Controller(nn.Module):
         if self.saccade_head is not None:
             if saccade_logits is None:
                 saccade_logits = self.saccade_head.logits(obs * self.obs_scale + self.obs_offset)
-            out = out + atanh_clipped(self.saccade_head.saccade(saccade_logits))
+            head = self.saccade_head
+            out = out + atanh_clipped(head.argmax(saccade_logits) if argmax_saccade else head.saccade(saccade_logits))
         return out, state
 
 
@@ -247,6 +252,7 @@ class PlannerCM(MirabilisAlgorithm):
         model_reward_coef: float = 1.0,
         model_reward_loss: str = "mse",
         spatial_readout: bool = False,
+        deterministic_saccade: str = "soft-argmax",
         pretrain_updates: int = 400,
         seq_len: int = 16,
         # 3. the vector critic
@@ -302,6 +308,10 @@ class PlannerCM(MirabilisAlgorithm):
         _check(model_reward_loss in ("mse", "bernoulli"), "model_reward_loss", "must be 'mse' or 'bernoulli'",
                model_reward_loss)
         _check(isinstance(spatial_readout, bool), "spatial_readout", "must be true or false", spatial_readout)
+        _check(deterministic_saccade in DETERMINISTIC_SACCADES, "deterministic_saccade",
+               f"must be one of {list(DETERMINISTIC_SACCADES)}", deterministic_saccade)
+        _check(spatial_readout or deterministic_saccade == "soft-argmax", "deterministic_saccade",
+               "needs spatial_readout=True (C has no saccade head without it)", deterministic_saccade)
         _check(controller in CONTROLLERS, "controller", f"must be one of {list(CONTROLLERS)}", controller)
         _check(discrete_gradient in DISCRETE_GRADIENTS, "discrete_gradient", f"must be one of {list(DISCRETE_GRADIENTS)}",
                discrete_gradient)
@@ -317,6 +327,7 @@ class PlannerCM(MirabilisAlgorithm):
         self.model_hidden_size, self.model_rnn, self.model_lr = model_hidden_size, model_rnn, model_lr
         self.model_updates, self.model_batch_size, self.model_reward_coef = model_updates, model_batch_size, model_reward_coef
         self.model_reward_loss, self.spatial_readout = model_reward_loss, spatial_readout
+        self.deterministic_saccade = deterministic_saccade
         self.seq_len, self.pretrain_updates = seq_len, pretrain_updates
         self.critic_size, self.critic_lr, self.critic_updates = critic_size, critic_lr, critic_updates
         self.critic_batch_size, self.gamma, self.td_lambda, self.tau = critic_batch_size, gamma, td_lambda, tau
@@ -527,7 +538,8 @@ class PlannerCM(MirabilisAlgorithm):
             if episode_start is not None:
                 keep = 1.0 - torch.as_tensor(np.asarray(episode_start, dtype=np.float32), device=self.device)
                 h = h * keep[:, None]
-            out, h = self.controller.step(self._scaled(self._flat_obs(obs)), h)
+            argmax = deterministic and self.deterministic_saccade == "argmax"
+            out, h = self.controller.step(self._scaled(self._flat_obs(obs)), h, argmax_saccade=argmax)
             actions, _ = self._acting_action(out, deterministic, explore=False)
         if not self.discrete:
             actions = np.clip(actions, self.action_space.low, self.action_space.high)

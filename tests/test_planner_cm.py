@@ -337,6 +337,36 @@ def test_spatial_readout_is_refused_where_there_is_no_retina_or_no_continuous_sa
     with pytest.raises(ValueError, match="continuous"):
         PlannerCM(make_vec_env("mirabilis/FoveaSearch-v0", {"action_type": "discrete"}, 1, 0), seed=0,
                   spatial_readout=True)
-    for name, value in (("model_reward_loss", "huber"), ("spatial_readout", "yes")):
+    for name, value in (("model_reward_loss", "huber"), ("spatial_readout", "yes"), ("deterministic_saccade", "mode"),
+                        ("deterministic_saccade", "argmax")):  # the last: argmax without a saccade head
         with pytest.raises(ValueError, match=name):
             PlannerCM(reach_env(1), seed=0, **{name: value})
+
+
+def test_deterministic_argmax_saccade_goes_to_the_most_probable_pixel_and_sampling_is_unchanged():
+    env = make_vec_env("mirabilis/FoveaSearch-v0", {}, 1, 0)
+    models = {choice: PlannerCM(env, seed=0, spatial_readout=True, deterministic_saccade=choice, **TINY)
+              for choice in ("soft-argmax", "argmax")}
+    for model in models.values():
+        with torch.no_grad():  # C's saccade is the saccade head's alone
+            model.controller.head.weight.zero_()
+            model.controller.head.bias.zero_()
+    obs = np.stack([env.observation_space.sample() for _ in range(6)])
+    head = models["argmax"].controller.saccade_head
+    with torch.no_grad():
+        logits = head.logits(torch.as_tensor(obs))
+        most_probable = head.candidates[logits.argmax(-1)].clamp(-1.0, 1.0).numpy()
+        mean = head.saccade(logits).numpy()
+    argmax_action, _ = models["argmax"].predict(obs, None, np.ones(6, bool), deterministic=True)
+    mean_action, _ = models["soft-argmax"].predict(obs, None, np.ones(6, bool), deterministic=True)
+    np.testing.assert_allclose(argmax_action, most_probable, atol=2e-3)
+    np.testing.assert_allclose(mean_action, mean, atol=1e-4)
+    assert np.abs(argmax_action - mean_action).max() > 0.05  # untrained, the softmax is spread: mean != mode
+    # the choice only concerns deterministic actions: sampled ones (training, sampled evaluation) are the same
+    for model in models.values():
+        model._rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    sampled_argmax, _ = models["argmax"].predict(obs, None, np.ones(6, bool), deterministic=False)
+    torch.manual_seed(0)
+    sampled_mean, _ = models["soft-argmax"].predict(obs, None, np.ones(6, bool), deterministic=False)
+    np.testing.assert_allclose(sampled_argmax, sampled_mean, atol=1e-6)

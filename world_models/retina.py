@@ -229,6 +229,10 @@ class SaccadeHead(nn.Module):
         """The saccade ``[..., 2]`` for the pixel logits ``[..., S*P]`` of :meth:`logits`."""
         return torch.softmax(logits, -1) @ self.candidates
 
+    def argmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """The saccade ``[..., 2]`` to the most probable candidate (the softmax's mode, not its mean)."""
+        return self.candidates[logits.argmax(-1)]
+
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """``[..., S*P]``: the softmax's logits, one per glimpse pixel."""
         return self.scores(obs).flatten(-3)
