@@ -74,8 +74,8 @@ over the first action, as ``expected-first`` is for Discrete actions. (Ascending
 soft-argmax point alone learned the target's place from some initialisations of C and not from
 others.) That softmax is a categorical policy over the candidates; acting deterministically, C saccades to
 its mean (``deterministic_saccade="soft-argmax"``) or its mode, the most probable pixel (``"argmax"``: the mean
-of a softmax split between two pixels lands between them). With ``model_reward_loss="bernoulli"`` M predicts the channels that the env's
-``reward_space`` bounds (such as a 0/1 *found*) as probabilities, trained by cross-entropy.
+of a softmax split between two pixels lands between them). With ``model_reward_loss="bernoulli"`` M predicts
+the channels that the env's ``reward_space`` bounds (such as a 0/1 *found*) as probabilities, trained by cross-entropy.
 
 Goal inputs (e.g. FoveaSearch's one-hot target kind) are simply part of the observation, constant
 through an episode, and M learns to carry them forward.
