@@ -139,7 +139,7 @@ class _PixelScores(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``[..., obs_dim]`` -> every glimpse pixel's scores ``[..., S, G*G, n_out]``."""
-        geometry, (first, activation, last) = self.geometry, self.net
+        geometry, (_, activation, last) = self.geometry, self.net
         lead = obs.shape[:-1]
         rgb = obs[..., geometry.glimpse].reshape(*lead, self.n_scales, 3, geometry.glimpse_size**2)
         weight, bias = self.first_layer(obs)  # [..., H, 3], [..., H]

@@ -310,8 +310,8 @@ HOW = (
     "per find, the same controllers at its mode 1.27 to 1.34 (commit 0845f57's), since the mean of a softmax "
     "split between two pixels lands between them. With C's learning rate at 0.001 (those two commits) one seed "
     "in five found fewer than half of the targets; a probe suggests C had learned from M's early errors about "
-    "targets seen only in the coarsest patch (`agents/hyperparams/planner-c-m.yml`). Mean saccades above 1 (the oracle's) "
-    "count the episodes whose first saccade, aimed from the coarse patches, left the target outside the sharp "
+    "targets seen only in the coarsest patch (`agents/hyperparams/planner-c-m.yml`). Mean saccades above 1 "
+    "(the oracle's) count the episodes whose first saccade, aimed from the coarse patches, left the target outside the sharp "
     "8 px patch.")
 def plot_curves(result: ExperimentResult, out_dir: Path, plt) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
