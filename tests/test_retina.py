@@ -59,6 +59,23 @@ def test_the_readout_gradient_leads_a_saccade_to_the_scoring_pixel_from_far_away
     assert torch.allclose(landing, geometry.offsets[marked], atol=1.0), (landing, target)
 
 
+def test_readout_kernel_weights_are_exactly_zero_far_from_a_pixel_never_subnormal():
+    """Far from a narrow pixel the Gaussian underflows; the kernel sets it to 0 rather than to subnormal floats (which
+    slow every CPU op that touches them) and keeps every weight above the cutoff as it is."""
+    from world_models.retina import KERNEL_CUTOFF
+
+    readout = RetinaReadout(RetinaGeometry.from_env(fovea_env()), n_out=2)
+    coordinates = torch.linspace(-64.0, 64.0, 257)
+    kernel = readout._kernel(coordinates)  # [K, S, G, n_out]
+    tiny = torch.finfo(torch.float32).tiny  # the smallest normal float32
+    assert not ((kernel > 0) & (kernel < tiny)).any()
+    assert (kernel == 0).any() and (kernel > 0.5).any()
+    centres = readout.offsets[:, :8, 0]
+    exponent = -0.5 * (coordinates[:, None, None, None] - centres[..., None]).pow(2) * torch.exp(-2 * readout.log_sigma)[:, None]
+    kept = exponent >= KERNEL_CUTOFF
+    assert torch.equal(kernel[kept], torch.exp(exponent)[kept]) and (kernel[~kept] == 0).all()
+
+
 def test_saccade_head_points_at_the_pixel_its_scores_single_out():
     geometry = RetinaGeometry.from_env(fovea_env())
     head = SaccadeHead(geometry)

@@ -122,6 +122,12 @@ class RetinaGeometry:
         return (fovea + action * self.max_jump).clamp(0.0, float(self.scene_size)) - fovea
 
 
+# The read-out's Gaussian weights below e^-50 are set to exactly 0: they are far below the float32 resolution of the
+# sums they enter, and, left as they are, many of them are subnormal floats, which slow every CPU op that touches them
+# (M's updates were measurably slower).
+KERNEL_CUTOFF = -50.0
+
+
 class _PixelScores(nn.Module):
     """A net shared by every glimpse pixel: its features (:meth:`RetinaGeometry.pixel_features`) -> ``n_out``
     scores, one output layer per scale.
@@ -210,7 +216,8 @@ class RetinaReadout(nn.Module):
         from the fovea) and the glimpse pixels' centres on that axis."""
         centres = self.offsets[:, :self.geometry.glimpse_size, 0]  # [S, G]: the columns' x (= the rows' y)
         inv_var = torch.exp(-2.0 * self.log_sigma)[:, None, :]  # [S, 1, n_out]
-        return torch.exp(-0.5 * (coordinates[..., None, None, None] - centres[..., None]).pow(2) * inv_var)
+        exponent = -0.5 * (coordinates[..., None, None, None] - centres[..., None]).pow(2) * inv_var
+        return torch.exp(exponent).masked_fill(exponent < KERNEL_CUTOFF, 0.0)
 
 
 class SaccadeHead(nn.Module):
