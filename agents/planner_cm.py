@@ -72,9 +72,12 @@ expectation, under that softmax, of M's predicted reward of every candidate, all
 grid, so the read-out's kernels are computed per coordinate, not per candidate) — the exact expectation
 over the first action, as ``expected-first`` is for Discrete actions. (Ascending M's reward at the
 soft-argmax point alone learned the target's place from some initialisations of C and not from
-others.) That softmax is a categorical policy over the candidates; acting deterministically, C saccades to
-its mean (``deterministic_saccade="soft-argmax"``) or its mode, the most probable pixel (``"argmax"``: the mean
-of a softmax split between two pixels lands between them). With ``model_reward_loss="bernoulli"`` M predicts
+others.) With ``saccade_from_core=True`` (the default) C's core output is added to the saccade head's,
+pre-squash, so every saccade lands off its candidate by an amount the candidate objective does not see;
+with ``False`` the saccade is the saccade head's alone, exactly the candidates that objective ranks, and
+C's core (its memory) takes no part in the saccade. C's softmax is a categorical policy over the
+candidates; acting deterministically, C saccades to its mean (``deterministic_saccade="soft-argmax"``) or its
+mode, the most probable pixel (``"argmax"``: the mean of a softmax split between two pixels lands between them). With ``model_reward_loss="bernoulli"`` M predicts
 the channels that the env's ``reward_space`` bounds (such as a 0/1 *found*) as probabilities, trained by cross-entropy.
 
 Goal inputs (e.g. FoveaSearch's one-hot target kind) are simply part of the observation, constant
@@ -140,7 +143,8 @@ class Controller(nn.Module):
     """
 
     def __init__(self, obs_dim: int, out_dim: int, size: int, recurrent: bool,
-                 saccade_head: SaccadeHead | None = None, obs_offset=None, obs_scale=None):
+                 saccade_head: SaccadeHead | None = None, obs_offset=None, obs_scale=None,
+                 saccade_from_core: bool = True):
         super().__init__()
         self.size, self.recurrent = int(size), bool(recurrent)
         self.encoder = nn.Sequential(nn.Linear(obs_dim, size), nn.ELU())
@@ -153,7 +157,7 @@ class Controller(nn.Module):
         nn.init.zeros_(self.head.bias)
         # spatial_readout: the saccade to a soft-argmax over glimpse pixels (world_models/retina.py), added to
         # the head's output as a pre-squash value; it reads the observation in env units
-        self.saccade_head = saccade_head
+        self.saccade_head, self.saccade_from_core = saccade_head, bool(saccade_from_core)
         if saccade_head is not None:
             self.register_buffer("obs_offset", torch.as_tensor(obs_offset, dtype=torch.float32))
             self.register_buffer("obs_scale", torch.as_tensor(obs_scale, dtype=torch.float32))
@@ -170,18 +174,28 @@ class Controller(nn.Module):
         """One step: ``obs`` ``[B, obs_dim]`` (scaled), ``state`` ``[B, size]`` -> (output, new state);
         ``saccade_logits``: the saccade head's logits of ``obs`` if the caller has them already;
         ``argmax_saccade``: the saccade head's most probable candidate instead of its soft-argmax."""
-        z = self.encoder(obs)
-        if self.recurrent:
-            state = self.core(z, state)
-            out = self.head(state)
-        else:
-            out = self.head(self.core(z))
+        out, state = self.base(obs, state)
         if self.saccade_head is not None:
             if saccade_logits is None:
                 saccade_logits = self.saccade_head.logits(obs * self.obs_scale + self.obs_offset)
-            head = self.saccade_head
-            out = out + atanh_clipped(head.argmax(saccade_logits) if argmax_saccade else head.saccade(saccade_logits))
+            out = self.with_saccade(out, saccade_logits, argmax_saccade)
         return out, state
+
+    def base(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`step` without the saccade head's term: the core's output (pre-squash) and the new state."""
+        z = self.encoder(obs)
+        if self.recurrent:
+            state = self.core(z, state)
+            return self.head(state), state
+        return self.head(self.core(z)), state
+
+    def with_saccade(self, base: torch.Tensor, saccade_logits: torch.Tensor, argmax: bool = False) -> torch.Tensor:
+        """The output, pre-squash, with the saccade head's term for its ``saccade_logits``: the saccade is
+        ``tanh(base + atanh(s))`` (``saccade_from_core``; ``base``: :meth:`base`) or ``tanh(atanh(s))``, with ``s`` the
+        soft-argmax (or, ``argmax``, the most probable candidate) of the saccade head."""
+        head = self.saccade_head
+        saccade = atanh_clipped(head.argmax(saccade_logits) if argmax else head.saccade(saccade_logits))
+        return base + saccade if self.saccade_from_core else saccade
 
 
 # --------------------------------------------------------------------------- replay of sequences
@@ -253,6 +267,7 @@ class PlannerCM(MirabilisAlgorithm):
         model_reward_loss: str = "mse",
         spatial_readout: bool = False,
         deterministic_saccade: str = "soft-argmax",
+        saccade_from_core: bool = True,
         pretrain_updates: int = 400,
         seq_len: int = 16,
         # 3. the vector critic
@@ -312,6 +327,9 @@ class PlannerCM(MirabilisAlgorithm):
                f"must be one of {list(DETERMINISTIC_SACCADES)}", deterministic_saccade)
         _check(spatial_readout or deterministic_saccade == "soft-argmax", "deterministic_saccade",
                "needs spatial_readout=True (C has no saccade head without it)", deterministic_saccade)
+        _check(isinstance(saccade_from_core, bool), "saccade_from_core", "must be true or false", saccade_from_core)
+        _check(spatial_readout or saccade_from_core, "saccade_from_core",
+               "false needs spatial_readout=True (C has no saccade head without it)", saccade_from_core)
         _check(controller in CONTROLLERS, "controller", f"must be one of {list(CONTROLLERS)}", controller)
         _check(discrete_gradient in DISCRETE_GRADIENTS, "discrete_gradient", f"must be one of {list(DISCRETE_GRADIENTS)}",
                discrete_gradient)
@@ -328,6 +346,7 @@ class PlannerCM(MirabilisAlgorithm):
         self.model_updates, self.model_batch_size, self.model_reward_coef = model_updates, model_batch_size, model_reward_coef
         self.model_reward_loss, self.spatial_readout = model_reward_loss, spatial_readout
         self.deterministic_saccade = deterministic_saccade
+        self.saccade_from_core = saccade_from_core
         self.seq_len, self.pretrain_updates = seq_len, pretrain_updates
         self.critic_size, self.critic_lr, self.critic_updates = critic_size, critic_lr, critic_updates
         self.critic_batch_size, self.gamma, self.td_lambda, self.tau = critic_batch_size, gamma, td_lambda, tau
@@ -399,7 +418,8 @@ class PlannerCM(MirabilisAlgorithm):
         )
         # C: recurrent controller (or the feed-forward control).
         self.controller = Controller(self.obs_dim, self.action_dim, self.controller_size,
-                                     self.controller_kind == "recurrent", saccade_head, offset, scale).to(self.device)
+                                     self.controller_kind == "recurrent", saccade_head, offset, scale,
+                                     self.saccade_from_core).to(self.device)
         self.policy = self.controller  # SB3's name for the acting network
         self.actor_optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.actor_lr)
         # The vector critic V_c(o, h_M): one value per reward channel (agents/vector_critic.py).
@@ -727,14 +747,19 @@ class PlannerCM(MirabilisAlgorithm):
         stats = {"planner/imagined_return": objective.mean().item(), "train/entropy": entropy.item(),
                  "planner/imagined_alive": alive_end.mean().item()}
         if self.spatial_readout:  # every glimpse pixel's saccade imagined at once; C's softmax over them ascends it
-            head = self.controller.saccade_head
-            axis = head.candidate_axis.clamp(-1.0, 1.0)  # the candidates lie on a grid: predicted axis by axis
-            rewards_k = head.from_grid(model.readout_grid_predictions(obs0, axis, axis)[0])  # [B, K, C]
-            probs = F.softmax(logits0, -1)  # [B, K]
-            candidate_return = (probs * (rewards_k @ self._weights)).sum(-1)
+            rewards_k = self.candidate_rewards(obs0)  # [B, K, C]
+            candidate_return = (F.softmax(logits0, -1) * (rewards_k @ self._weights)).sum(-1)
             loss = loss - candidate_return.mean()
             stats["planner/candidate_return"] = candidate_return.mean().item()
         return loss, stats
+
+    def candidate_rewards(self, obs: torch.Tensor) -> torch.Tensor:
+        """M's predicted rewards ``[B, K, C]`` of the saccades to C's ``K`` candidates from the observations ``obs``
+        ``[B, ...]`` (env units): the saccades C makes with ``saccade_from_core=False``; with it, C's core output
+        moves every one of them. The candidates lie on a grid, which M predicts axis by axis."""
+        head = self.controller.saccade_head
+        axis = torch.tanh(atanh_clipped(head.candidate_axis))  # [S*G]: the candidates' coordinates as C squashes them
+        return head.from_grid(self.world_model.readout_grid_predictions(obs, axis, axis)[0])
 
     @contextlib.contextmanager
     def frozen(self):

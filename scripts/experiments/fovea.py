@@ -43,11 +43,7 @@ ENV = "mirabilis/FoveaSearch-v0"
 #: 3 distractors), 3-scale glimpse (8, 32, 128 px), saccades of up to 32 px, 10 saccades.
 ENV_KWARGS: dict = {}
 N_ENVS = 8
-#: planner-c-m: 36,000 (30,000 in results/fovea at commit 4861aa6, where seed 2 found the target in fewer than 95% of
-#: the episodes; single-seed probes, uncommitted, found it reliably with the longer run). ppo: 250,000 (500,000 at
-#: 4861aa6, whose training success was flat from the first tenth of the run on; halved to keep the whole
-#: reproduction within 30 minutes on 2 cores).
-STEPS = {"planner-c-m": 36_000, "ppo": 250_000, "dpg": 20_000}
+STEPS = {"planner-c-m": 30_000, "ppo": 500_000, "dpg": 20_000}
 QUICK_STEPS = 800
 SEEDS = 5
 EVAL_EPISODES = 200
@@ -314,7 +310,10 @@ HOW = (
     "per find, the same controllers at its mode 1.27 to 1.34 (commit 0845f57's), since the mean of a softmax "
     "split between two pixels lands between them. With C's learning rate at 0.001 (those two commits) one seed "
     "in five found fewer than half of the targets; a probe suggests C had learned from M's early errors about "
-    "targets seen only in the coarsest patch (`agents/hyperparams/planner-c-m.yml`). Mean saccades above 1 "
+    "targets seen only in the coarsest patch (`agents/hyperparams/planner-c-m.yml`). At 0.0005 (commit 4861aa6's "
+    "`results/fovea/`) another seed found 0.755 of them: its saccades were C's recurrent core output plus the "
+    "saccade head's, and the core's term, which the candidate objective does not see, moved them by several pixels; "
+    "C's saccade is now the saccade head's alone (`saccade_from_core: false`). Mean saccades above 1 "
     "(the oracle's) count the episodes whose first saccade, aimed from the coarse patches, left the target outside the sharp "
     "8 px patch.")
 def plot_curves(result: ExperimentResult, out_dir: Path, plt) -> None:
