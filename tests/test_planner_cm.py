@@ -376,22 +376,25 @@ def test_deterministic_argmax_saccade_goes_to_the_most_probable_pixel_and_sampli
 def test_without_the_core_term_C_saccades_exactly_to_the_candidates_whose_predicted_rewards_it_ranks():
     """``saccade_from_core=False``: the deterministic saccade is the most probable candidate itself, and the candidates'
     predicted rewards are M's predictions at those saccades (listed one by one); with the core's output added (the
-    default) every saccade lands elsewhere."""
+    default) the saccades land elsewhere."""
     env = make_vec_env("mirabilis/FoveaSearch-v0", {}, 1, 0)
-    obs = np.stack([env.observation_space.sample() for _ in range(3)])
+    env.observation_space.seed(0)
+    obs = np.stack([env.observation_space.sample() for _ in range(8)])
     actions = {}
     for from_core in (True, False):
         model = PlannerCM(env, seed=0, spatial_readout=True, model_reward_loss="bernoulli", deterministic_saccade="argmax",
                           saccade_from_core=from_core, **TINY)
         with torch.no_grad():
             model.controller.head.bias.copy_(torch.tensor([0.4, -0.3]))  # a core output far from 0
-        actions[from_core], _ = model.predict(obs, None, np.ones(3, bool), deterministic=True)
+        actions[from_core], _ = model.predict(obs, None, np.ones(8, bool), deterministic=True)
     head, x = model.controller.saccade_head, torch.as_tensor(obs)
     with torch.no_grad():
         most_probable = head.candidates[head.logits(x).argmax(-1)].clamp(-1.0, 1.0)
-        rewards = model.candidate_rewards(x)  # [3, K, C]
+        rewards = model.candidate_rewards(x)  # [8, K, C]
         for k in (0, 70, 150, 191):
-            listed, _ = model.world_model.readout_predictions(x, head.candidates[k].clamp(-1.0, 1.0).expand(3, 1, 2))
+            listed, _ = model.world_model.readout_predictions(x, head.candidates[k].clamp(-1.0, 1.0).expand(8, 1, 2))
             torch.testing.assert_close(rewards[:, k], listed[:, 0], atol=1e-4, rtol=1e-3)
     np.testing.assert_allclose(actions[False], most_probable.numpy(), atol=2e-3)
-    assert np.abs(actions[True] - actions[False]).min() > 0.1  # the core's output moves every saccade
+    moved = np.abs(actions[True] - actions[False])
+    inside = np.abs(actions[False]) < 0.99  # a saccade to the edge of the jump range stays there
+    assert inside.any() and (moved[inside] > 0.05).all()  # the core's output moves every other saccade
