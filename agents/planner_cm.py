@@ -77,8 +77,9 @@ pre-squash, so every saccade lands off its candidate by an amount the candidate 
 with ``False`` the saccade is the saccade head's alone, exactly the candidates that objective ranks, and
 C's core (its memory) takes no part in the saccade. C's softmax is a categorical policy over the
 candidates; acting deterministically, C saccades to its mean (``deterministic_saccade="soft-argmax"``) or its
-mode, the most probable pixel (``"argmax"``: the mean of a softmax split between two pixels lands between them). With ``model_reward_loss="bernoulli"`` M predicts
-the channels that the env's ``reward_space`` bounds (such as a 0/1 *found*) as probabilities, trained by cross-entropy.
+mode, the most probable pixel (``"argmax"``: the mean of a softmax split between two pixels lands between them).
+With ``model_reward_loss="bernoulli"`` M predicts the channels that the env's ``reward_space`` bounds (such as a
+0/1 *found*) as probabilities, trained by cross-entropy.
 
 Goal inputs (e.g. FoveaSearch's one-hot target kind) are simply part of the observation, constant
 through an episode, and M learns to carry them forward.
@@ -156,7 +157,7 @@ class Controller(nn.Module):
         nn.init.orthogonal_(self.head.weight, 0.01)
         nn.init.zeros_(self.head.bias)
         # spatial_readout: the saccade to a soft-argmax over glimpse pixels (world_models/retina.py), added to
-        # the head's output as a pre-squash value; it reads the observation in env units
+        # the head's output as a pre-squash value (saccade_from_core) or alone; it reads the observation in env units
         self.saccade_head, self.saccade_from_core = saccade_head, bool(saccade_from_core)
         if saccade_head is not None:
             self.register_buffer("obs_offset", torch.as_tensor(obs_offset, dtype=torch.float32))

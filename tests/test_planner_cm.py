@@ -382,8 +382,8 @@ def test_without_the_core_term_C_saccades_exactly_to_the_candidates_whose_predic
     obs = np.stack([env.observation_space.sample() for _ in range(8)])
     actions = {}
     for from_core in (True, False):
-        model = PlannerCM(env, seed=0, spatial_readout=True, model_reward_loss="bernoulli", deterministic_saccade="argmax",
-                          saccade_from_core=from_core, **TINY)
+        model = PlannerCM(env, seed=0, spatial_readout=True, model_reward_loss="bernoulli",
+                          deterministic_saccade="argmax", saccade_from_core=from_core, **TINY)
         with torch.no_grad():
             model.controller.head.bias.copy_(torch.tensor([0.4, -0.3]))  # a core output far from 0
         actions[from_core], _ = model.predict(obs, None, np.ones(8, bool), deterministic=True)

@@ -71,7 +71,8 @@ def test_readout_kernel_weights_are_exactly_zero_far_from_a_pixel_never_subnorma
     assert not ((kernel > 0) & (kernel < tiny)).any()
     assert (kernel == 0).any() and (kernel > 0.5).any()
     centres = readout.offsets[:, :8, 0]
-    exponent = -0.5 * (coordinates[:, None, None, None] - centres[..., None]).pow(2) * torch.exp(-2 * readout.log_sigma)[:, None]
+    inv_var = torch.exp(-2 * readout.log_sigma)[:, None]
+    exponent = -0.5 * (coordinates[:, None, None, None] - centres[..., None]).pow(2) * inv_var
     kept = exponent >= KERNEL_CUTOFF
     assert torch.equal(kernel[kept], torch.exp(exponent)[kept]) and (kernel[~kept] == 0).all()
 
