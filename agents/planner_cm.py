@@ -175,28 +175,19 @@ class Controller(nn.Module):
         """One step: ``obs`` ``[B, obs_dim]`` (scaled), ``state`` ``[B, size]`` -> (output, new state);
         ``saccade_logits``: the saccade head's logits of ``obs`` if the caller has them already;
         ``argmax_saccade``: the saccade head's most probable candidate instead of its soft-argmax."""
-        out, state = self.base(obs, state)
-        if self.saccade_head is not None:
-            if saccade_logits is None:
-                saccade_logits = self.saccade_head.logits(obs * self.obs_scale + self.obs_offset)
-            out = self.with_saccade(out, saccade_logits, argmax_saccade)
-        return out, state
-
-    def base(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`step` without the saccade head's term: the core's output (pre-squash) and the new state."""
         z = self.encoder(obs)
         if self.recurrent:
             state = self.core(z, state)
-            return self.head(state), state
-        return self.head(self.core(z)), state
-
-    def with_saccade(self, base: torch.Tensor, saccade_logits: torch.Tensor, argmax: bool = False) -> torch.Tensor:
-        """The output, pre-squash, with the saccade head's term for its ``saccade_logits``: the saccade is
-        ``tanh(base + atanh(s))`` (``saccade_from_core``; ``base``: :meth:`base`) or ``tanh(atanh(s))``, with ``s`` the
-        soft-argmax (or, ``argmax``, the most probable candidate) of the saccade head."""
-        head = self.saccade_head
-        saccade = atanh_clipped(head.argmax(saccade_logits) if argmax else head.saccade(saccade_logits))
-        return base + saccade if self.saccade_from_core else saccade
+            out = self.head(state)
+        else:
+            out = self.head(self.core(z))
+        if self.saccade_head is not None:  # the saccade: tanh(out + atanh(s)) (saccade_from_core) or tanh(atanh(s))
+            if saccade_logits is None:
+                saccade_logits = self.saccade_head.logits(obs * self.obs_scale + self.obs_offset)
+            head = self.saccade_head
+            saccade = atanh_clipped(head.argmax(saccade_logits) if argmax_saccade else head.saccade(saccade_logits))
+            out = out + saccade if self.saccade_from_core else saccade
+        return out, state
 
 
 # --------------------------------------------------------------------------- replay of sequences
