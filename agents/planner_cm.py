@@ -75,7 +75,11 @@ soft-argmax point alone learned the target's place from some initialisations of 
 others.) With ``saccade_from_core=True`` (the default) C's core output is added to the saccade head's,
 pre-squash, so every saccade lands off its candidate by an amount the candidate objective does not see;
 with ``False`` the saccade is the saccade head's alone, exactly the candidates that objective ranks, and
-C's core (its memory) takes no part in the saccade. C's softmax is a categorical policy over the
+C's core (its memory) takes no part in the saccade. The expectation's pull on C's softmax shrinks with the spread
+of M's ratings: where no single saccade is a likely find (a far target seen only coarsely), M's best-rated candidate
+may still lead towards it while C's softmax stays flat. ``candidate_imitation > 0`` adds that weight times the
+cross-entropy of C's softmax to M's best-rated candidate (the distillation of M's greedy choice into C), which
+pulls as hard however close the ratings are. C's softmax is a categorical policy over the
 candidates; acting deterministically, C saccades to its mean (``deterministic_saccade="soft-argmax"``) or its
 mode, the most probable pixel (``"argmax"``: the mean of a softmax split between two pixels lands between them).
 With ``model_reward_loss="bernoulli"`` M predicts the channels that the env's ``reward_space`` bounds (such as a
@@ -260,6 +264,7 @@ class PlannerCM(MirabilisAlgorithm):
         spatial_readout: bool = False,
         deterministic_saccade: str = "soft-argmax",
         saccade_from_core: bool = True,
+        candidate_imitation: float = 0.0,
         pretrain_updates: int = 400,
         seq_len: int = 16,
         # 3. the vector critic
@@ -322,6 +327,10 @@ class PlannerCM(MirabilisAlgorithm):
         _check(isinstance(saccade_from_core, bool), "saccade_from_core", "must be true or false", saccade_from_core)
         _check(spatial_readout or saccade_from_core, "saccade_from_core",
                "false needs spatial_readout=True (C has no saccade head without it)", saccade_from_core)
+        _check(isinstance(candidate_imitation, (int, float)) and not isinstance(candidate_imitation, bool)
+               and candidate_imitation >= 0, "candidate_imitation", "must be a number >= 0", candidate_imitation)
+        _check(spatial_readout or not candidate_imitation, "candidate_imitation",
+               "needs spatial_readout=True (there are no candidate saccades without it)", candidate_imitation)
         _check(controller in CONTROLLERS, "controller", f"must be one of {list(CONTROLLERS)}", controller)
         _check(discrete_gradient in DISCRETE_GRADIENTS, "discrete_gradient", f"must be one of {list(DISCRETE_GRADIENTS)}",
                discrete_gradient)
@@ -338,7 +347,7 @@ class PlannerCM(MirabilisAlgorithm):
         self.model_updates, self.model_batch_size, self.model_reward_coef = model_updates, model_batch_size, model_reward_coef
         self.model_reward_loss, self.spatial_readout = model_reward_loss, spatial_readout
         self.deterministic_saccade = deterministic_saccade
-        self.saccade_from_core = saccade_from_core
+        self.saccade_from_core, self.candidate_imitation = saccade_from_core, candidate_imitation
         self.seq_len, self.pretrain_updates = seq_len, pretrain_updates
         self.critic_size, self.critic_lr, self.critic_updates = critic_size, critic_lr, critic_updates
         self.critic_batch_size, self.gamma, self.td_lambda, self.tau = critic_batch_size, gamma, td_lambda, tau
@@ -739,9 +748,12 @@ class PlannerCM(MirabilisAlgorithm):
         stats = {"planner/imagined_return": objective.mean().item(), "train/entropy": entropy.item(),
                  "planner/imagined_alive": alive_end.mean().item()}
         if self.spatial_readout:  # every glimpse pixel's saccade imagined at once; C's softmax over them ascends it
-            rewards_k = self.candidate_rewards(obs0)  # [B, K, C]
-            candidate_return = (F.softmax(logits0, -1) * (rewards_k @ self._weights)).sum(-1)
+            candidate_values = self.candidate_rewards(obs0) @ self._weights  # [B, K]
+            probs = F.softmax(logits0, -1)
+            candidate_return = (probs * candidate_values).sum(-1)
             loss = loss - candidate_return.mean()
+            if self.candidate_imitation:  # C's softmax pulled to M's best candidate, however close the others
+                loss = loss + self.candidate_imitation * F.cross_entropy(logits0, candidate_values.argmax(-1))
             stats["planner/candidate_return"] = candidate_return.mean().item()
         return loss, stats
 

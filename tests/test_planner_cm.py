@@ -339,7 +339,8 @@ def test_spatial_readout_is_refused_where_there_is_no_retina_or_no_continuous_sa
                   spatial_readout=True)
     for name, value in (("model_reward_loss", "huber"), ("spatial_readout", "yes"), ("deterministic_saccade", "mode"),
                         ("deterministic_saccade", "argmax"),  # argmax without a saccade head
-                        ("saccade_from_core", False), ("saccade_from_core", "no")):  # False: no saccade head
+                        ("saccade_from_core", False), ("saccade_from_core", "no"),  # False: no saccade head
+                        ("candidate_imitation", 0.5), ("candidate_imitation", -1)):  # 0.5: no candidates
         with pytest.raises(ValueError, match=name):
             PlannerCM(reach_env(1), seed=0, **{name: value})
 
@@ -398,3 +399,47 @@ def test_without_the_core_term_C_saccades_exactly_to_the_candidates_whose_predic
     moved = np.abs(actions[True] - actions[False])
     inside = np.abs(actions[False]) < 0.99  # a saccade to the edge of the jump range stays there
     assert inside.any() and (moved[inside] > 0.05).all()  # the core's output moves every other saccade
+
+
+
+def test_candidate_imitation_pulls_C_to_M_best_candidate_as_hard_however_small_the_spread_of_M_ratings():
+    """``candidate_imitation``: a cross-entropy pulls C's softmax to the candidate M rates best, as hard when M's
+    ratings differ by little (far targets, where no single saccade is a likely find) as when they differ clearly;
+    the expectation of M's ratings alone pulls in proportion to their spread."""
+    env = make_vec_env("mirabilis/FoveaSearch-v0", {}, 2, 0)
+    model = collected(PlannerCM(env, seed=0, spatial_readout=True, model_reward_loss="bernoulli",
+                                saccade_from_core=False, **{**TINY, "learning_starts": 10**6, "horizon": 1}), steps=64)
+    w = model.replay_buffer.sample(4, 4, model._rng)
+    ranking = torch.randn(1, 192, 1, generator=torch.Generator().manual_seed(0))  # one rating per candidate
+
+    def saccade_head_gradient(spread: float, imitation: float) -> torch.Tensor:
+        def rated(obs):  # M's ratings: the fixed ranking on the first channel, 0 on the others
+            ratings = torch.zeros(obs.shape[0], 192, len(model.channels))
+            ratings[..., :1] = 0.5 + spread * ranking
+            return ratings
+        model.candidate_rewards, model.candidate_imitation = rated, imitation
+        model.controller.zero_grad(set_to_none=True)
+        torch.manual_seed(0)  # the same imagined action noise every time
+        with model.frozen():
+            loss, _ = model.controller_loss(w)
+            loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.controller.saccade_head.parameters()])
+
+    flat = saccade_head_gradient(0.0, 0.0)
+    expectation_pull = {s: saccade_head_gradient(s, 0.0) - flat for s in (1e-3, 1.0)}
+    imitation_pull = {s: saccade_head_gradient(s, 1.0) - saccade_head_gradient(s, 0.0) for s in (1e-3, 1.0)}
+    assert expectation_pull[1e-3].norm() < 0.01 * expectation_pull[1.0].norm()
+    torch.testing.assert_close(imitation_pull[1e-3], imitation_pull[1.0], rtol=1e-4, atol=1e-6)
+    assert imitation_pull[1.0].norm() > 0.1 * expectation_pull[1.0].norm()
+    # the pull points to M's best candidate: a small step along it raises that candidate's probability everywhere
+    best = int(ranking.flatten().argmax())
+    head = model.controller.saccade_head
+    obs = w["obs"].reshape(-1, w["obs"].shape[-1])
+    with torch.no_grad():
+        before = torch.softmax(head.logits(obs), -1)[:, best]
+        offset = 0
+        for p in head.parameters():
+            p -= 1e-2 * imitation_pull[1.0][offset:offset + p.numel()].view_as(p) / imitation_pull[1.0].norm()
+            offset += p.numel()
+        after = torch.softmax(head.logits(obs), -1)[:, best]
+    assert (after > before).all()

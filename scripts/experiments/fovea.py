@@ -313,7 +313,11 @@ HOW = (
     "targets seen only in the coarsest patch (`agents/hyperparams/planner-c-m.yml`). At 0.0005 (commit 4861aa6's "
     "`results/fovea/`) another seed found 0.755 of them: its saccades were C's recurrent core output plus the "
     "saccade head's, and the core's term, which the candidate objective does not see, moved them by several pixels; "
-    "C's saccade is now the saccade head's alone (`saccade_from_core: false`). Mean saccades above 1 "
+    "C's saccade is now the saccade head's alone (`saccade_from_core: false`). Then (commit dd24c11's "
+    "`results/fovea/`) one seed found 0.84: for far targets, seen only in the coarsest patch, M rated every "
+    "candidate low but its best-rated one still led towards the target, while C's softmax, whose pull from the "
+    "expectation shrinks with the spread of M's ratings, stayed flat; a cross-entropy to M's best-rated candidate "
+    "now pulls C there too (`candidate_imitation`). Mean saccades above 1 "
     "(the oracle's) count the episodes whose first saccade, aimed from the coarse patches, left the target outside the sharp "
     "8 px patch.")
 def plot_curves(result: ExperimentResult, out_dir: Path, plt) -> None:
