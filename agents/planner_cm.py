@@ -749,8 +749,7 @@ class PlannerCM(MirabilisAlgorithm):
                  "planner/imagined_alive": alive_end.mean().item()}
         if self.spatial_readout:  # every glimpse pixel's saccade imagined at once; C's softmax over them ascends it
             candidate_values = self.candidate_rewards(obs0) @ self._weights  # [B, K]
-            probs = F.softmax(logits0, -1)
-            candidate_return = (probs * candidate_values).sum(-1)
+            candidate_return = (F.softmax(logits0, -1) * candidate_values).sum(-1)
             loss = loss - candidate_return.mean()
             if self.candidate_imitation:  # C's softmax pulled to M's best candidate, however close the others
                 loss = loss + self.candidate_imitation * F.cross_entropy(logits0, candidate_values.argmax(-1))
