@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out_dir = REPO / "results" / args.name
     out_dir.mkdir(parents=True, exist_ok=True)
+    sb3_logs = None  # SB3's learn() without a logger of its own makes an empty SB3-<time> folder in the temp dir
+    if "SB3_LOGDIR" not in os.environ:  # every time; put them in one that goes when this command ends
+        sb3_logs = tempfile.TemporaryDirectory(prefix="mirabilis-sb3-")
+        os.environ["SB3_LOGDIR"] = sb3_logs.name
     specs = module.plan(args.quick)
     command = "python scripts/reproduce.py " + args.name + (" --quick" if args.quick else "")
     print(f"{args.name}: {len(specs)} runs on {args.workers} workers -> {out_dir}", flush=True)
@@ -147,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     write_metrics(result, out_dir)
     module.report(result, out_dir)
     print(f"wrote {out_dir / 'README.md'} and {out_dir / 'metrics.json'} in {result.wall_time_s:.0f} s", flush=True)
+    if sb3_logs is not None:
+        sb3_logs.cleanup()
     return 1 if failed else 0
 
 

@@ -21,6 +21,13 @@ def run_script(script: str, *args: str, timeout: float = 240, env: dict | None =
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_log_folder(tmp_path_factory):
+    """SB3's ``learn()`` without a logger of its own makes an empty ``SB3-<time>`` folder in the temp dir (its
+    ``configure(None)``), hundreds per test run; ``$SB3_LOGDIR`` puts them all in pytest's own temp folder."""
+    os.environ.setdefault("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     import torch
