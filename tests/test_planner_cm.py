@@ -401,7 +401,6 @@ def test_without_the_core_term_C_saccades_exactly_to_the_candidates_whose_predic
     assert inside.any() and (moved[inside] > 0.05).all()  # the core's output moves every other saccade
 
 
-
 def test_candidate_imitation_pulls_C_to_M_best_candidate_as_hard_however_small_the_spread_of_M_ratings():
     """``candidate_imitation``: a cross-entropy pulls C's softmax to the candidate M rates best, as hard when M's
     ratings differ by little (far targets, where no single saccade is a likely find) as when they differ clearly;
