@@ -145,7 +145,9 @@ class DPG(MirabilisAlgorithm):
     ``her_n_sampled_goal`` · ``her_goal_selection_strategy`` · ``her_terminal_channel`` (a
     channel whose nonzero value ends the episode, for relabelled transitions of envs without
     ``compute_terminated``) · ``relative_goal`` (goal-conditioned Dict envs: actor and critic also
-    see ``desired_goal − achieved_goal``, the same input wherever on the map a start–goal offset lies).
+    see ``desired_goal − achieved_goal``, the same input wherever on the map a start–goal offset lies)
+    · ``action_l2`` (weight of the mean squared action ``μ(s)²``, in ``[-1, 1]`` units, added to the
+    actor's loss, as in the HER paper's reference implementation; 0: none).
     """
 
     agent_id = "dpg"
@@ -179,6 +181,7 @@ class DPG(MirabilisAlgorithm):
         her_goal_selection_strategy: str = "future",
         her_terminal_channel: str | None = None,
         relative_goal: bool = False,
+        action_l2: float = 0.0,
         seed: int | None = None,
         tensorboard_log: str | None = None,
         verbose: int = 0,
@@ -209,6 +212,8 @@ class DPG(MirabilisAlgorithm):
                    goal_spaces["achieved_goal"].shape == goal_spaces["desired_goal"].shape, "relative_goal",
                    "needs a Dict observation with achieved_goal and desired_goal of one shape", relative_goal)
         self.relative_goal = relative_goal
+        _check(action_l2 >= 0, "action_l2", "must be >= 0", action_l2)
+        self.action_l2 = float(action_l2)
         self.critic_net_arch = self.net_arch if critic_net_arch is None else _layer_sizes("critic_net_arch", critic_net_arch)
 
         super().__init__(DPGPolicy, env, learning_rate, tensorboard_log=tensorboard_log, verbose=verbose,
@@ -444,12 +449,15 @@ class DPG(MirabilisAlgorithm):
                 torch._foreach_lerp_(self._targets, self._online, self.tau)
 
     def _actor_step(self, obs: torch.Tensor, pessimistic: bool = False) -> torch.Tensor:
-        x = torch.cat([obs, self.policy.actor(obs)], dim=1)
+        action = self.policy.actor(obs)
+        x = torch.cat([obs, action], dim=1)
         if pessimistic:  # the lower of the twins' weighted values (against frozen critics: less to exploit)
             value = (self.policy.critic(x) @ self._critic_w).min(dim=0).values
         else:  # TD3: Q_1 only
             value = self.policy.critic.member(x, 0) @ self._critic_w
         actor_loss = -value.mean()
+        if self.action_l2 > 0:  # HER's action penalty: no push along axes the value does not care about
+            actor_loss = actor_loss + self.action_l2 * action.square().mean()
         grads = torch.autograd.grad(actor_loss, self._actor_params)  # the critic's own gradients are not needed
         for p, g in zip(self._actor_params, grads):
             p.grad = g

@@ -280,6 +280,24 @@ def test_unsupported_spaces_are_refused_with_the_space_named():
         DPG(DummyVecEnv([SetObs]))
 
 
+def test_action_l2_pulls_the_actor_towards_zero_actions_where_the_critic_is_flat():
+    out = {}
+    for l2 in (0.0, 1.0):
+        model = DPG(vec(Reach1D), seed=0, **SMALL, action_l2=l2)
+        with torch.no_grad():  # a critic that values every action alike
+            for p in model.policy.critic.parameters():
+                p.zero_()
+        obs = torch.rand(256, 1) * 2 - 1
+        with torch.no_grad():
+            model.policy.actor[-2].bias.fill_(1.0)  # start from actions well away from zero
+        before = model.policy.actor(obs).square().mean().item()
+        for _ in range(20):
+            model._actor_step(obs)
+        out[l2] = (before, model.policy.actor(obs).square().mean().item())
+    assert out[0.0][1] == pytest.approx(out[0.0][0]), "no penalty, flat critic: no gradient at all"
+    assert out[1.0][1] < 0.5 * out[1.0][0], "the penalty alone shrinks the actions"
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("batch_size", 0, "batch_size must be >= 1"),
     ("tau", 1.5, r"tau must be in \(0, 1\]"),
@@ -292,6 +310,7 @@ def test_unsupported_spaces_are_refused_with_the_space_named():
     ("her_terminal_channel", "reached", "her_terminal_channel: unknown channel 'reached'"),
     ("her_goal_selection_strategy", "past", "her_goal_selection_strategy must be one of"),
     ("policy_delay", 0, "policy_delay must be >= 1"),
+    ("action_l2", -1.0, "action_l2 must be >= 0"),
 ])
 def test_bad_hyperparameters_are_named(key, value, message):
     with pytest.raises(ValueError, match=message):
