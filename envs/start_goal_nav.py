@@ -109,7 +109,8 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
     Start and goal are drawn uniformly from free space with ``PLAN_MARGIN`` (0.005) extra clearance,
     at least ``2 · goal_radius`` apart. With ``far_pairs=True`` only pairs whose straight segment is
     blocked by an obstacle and whose shortest path is at least ``2 · goal_radius`` longer than
-    that segment are kept, so going straight fails (not possible for ``"open"``).
+    that segment are kept, so going straight fails (not possible for ``"open"``); with a share
+    ``far_pairs=p`` each reset draws a far pair with probability ``p``, else a plain one.
     ``reset(options={"start": (x, y), "goal": (x, y)})`` commands a pair instead (either key may
     be left out and is then drawn from free space; a point in an obstacle raises ``ValueError``).
 
@@ -137,7 +138,7 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
     | kwarg | default | allowed |
     |---|---|---|
     | ``layout`` | ``"wall"`` | ``"open"``, ``"wall"``, ``"u"``, ``"rooms"`` |
-    | ``far_pairs`` | False | bool; True not with ``"open"`` |
+    | ``far_pairs`` | False | bool, or the share of resets that draw a far pair (a float in [0, 1]); not with ``"open"`` |
     | ``max_speed`` | 0.05 | [0.001, 0.25] (displacement per step and axis) |
     | ``goal_radius`` | 0.05 | [0.005, 0.25] |
     | ``agent_radius`` | 0.01 | [0, 0.03] |
@@ -165,9 +166,16 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
     ):
         self.render_mode = check_render_mode(render_mode, self.metadata)
         self.layout = check_choice("layout", layout, list(LAYOUTS))
-        self.far_pairs = bool(check_choice("far_pairs", far_pairs, [False, True]))
-        if self.far_pairs and self.layout == "open":
+        if isinstance(far_pairs, (bool, np.bool_)):
+            self.far_share = 1.0 if far_pairs else 0.0
+        elif isinstance(far_pairs, (int, float, np.integer, np.floating)) and 0 <= far_pairs <= 1:
+            self.far_share = float(far_pairs)
+        else:
+            raise ValueError(f"far_pairs must be true, false or a share in [0, 1], got {far_pairs!r}")
+        self.far_pairs = far_pairs if isinstance(far_pairs, bool) else self.far_share
+        if self.far_share > 0 and self.layout == "open":
             raise ValueError("far_pairs must be False for layout='open' (no obstacle can block a pair)")
+        self._episode_far = False
         self.max_speed = check_float("max_speed", max_speed, 0.001, 0.25)
         self.goal_radius = check_float("goal_radius", goal_radius, 0.005, 0.25)
         self.agent_radius = check_float("agent_radius", agent_radius, 0.0, 0.03)
@@ -246,14 +254,14 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
         """Waypoints ``[a, ..., b]`` of the shortest obstacle-free path, or None."""
         return self.planner.path(a, b)
 
-    def _first_good_pair(self, s: np.ndarray, g: np.ndarray, cand: np.ndarray):
+    def _first_good_pair(self, s: np.ndarray, g: np.ndarray, cand: np.ndarray, far: bool):
         """First candidate pair that is connected (and, for far pairs, needs a detour)."""
-        chunk = 4 if self.far_pairs else 1  # plain pairs are nearly always connected
+        chunk = 4 if far else 1  # plain pairs are nearly always connected
         for k in range(0, len(cand), chunk):
             c = cand[k : k + chunk]
             lengths = self.planner.solve(s[c], g[c])[0]
             good = np.isfinite(lengths)
-            if self.far_pairs:
+            if far:
                 good &= lengths - np.linalg.norm(s[c] - g[c], axis=1) >= self._min_detour
             if good.any():
                 j = int(np.argmax(good))
@@ -262,15 +270,18 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
 
     def _sample_pair(self, rng):
         """A random start/goal pair (see "Starting state"): ``(starts, goals, index, length)``."""
+        # (a share strictly between 0 and 1 draws once per reset; True and False draw nothing, as before)
+        far = self.far_share >= 1 or (self.far_share > 0 and bool(rng.random() < self.far_share))
+        self._episode_far = far
         min_dist2 = (2.0 * self.goal_radius) ** 2
         for _ in range(1000):
             # float32-representable points, so observations hold them exactly
             s = self._uniform(rng, 32).astype(np.float32).astype(np.float64)
             g = self._uniform(rng, 32).astype(np.float32).astype(np.float64)
             ok = self._free_mask(s) & self._free_mask(g) & (np.sum((s - g) ** 2, axis=1) > min_dist2)
-            if self.far_pairs:
+            if far:
                 ok &= segments_hit(s, g, self._rects).any(axis=1)
-            found = self._first_good_pair(s, g, np.flatnonzero(ok))
+            found = self._first_good_pair(s, g, np.flatnonzero(ok), far)
             if found is not None:
                 return s, g, found[0], found[1]
         raise RuntimeError(f"could not sample a start/goal pair in layout {self.layout!r}")  # pragma: no cover
@@ -347,6 +358,7 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
         opts = options or {}
         if "start" in opts or "goal" in opts:
             s, g, i, length = self._commanded_pair(opts)
+            self._episode_far = False
         else:
             s, g, i, length = self._sample_pair(rng)
         self.start = s[i].copy()
@@ -474,7 +486,7 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
         f = get_font(20)
         if f is not None:
             status = "REACHED" if self._success else ("time out" if self.steps >= self.max_steps else "")
-            far = "  far pair" if self.far_pairs else ""
+            far = "  far pair" if self._episode_far else ""
             line1 = f"{self.layout}{far}   step {self.steps}/{self.max_steps}   return {self._return:+.1f}"
             line2 = (
                 f"path {self.path_length:.2f}   shortest {self.shortest_path_len:.2f}   "

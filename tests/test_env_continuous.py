@@ -86,6 +86,8 @@ def test_human_render(env_id):
         (NAV, {"layout": "maze"}, "layout"),
         (NAV, {"layout": "open", "far_pairs": True}, "far_pairs"),
         (NAV, {"far_pairs": 2}, "far_pairs"),
+        (NAV, {"far_pairs": -0.1}, "far_pairs"),
+        (NAV, {"far_pairs": "often"}, "far_pairs"),
         (NAV, {"max_speed": 0.0}, "max_speed"),
         (NAV, {"max_speed": 1.0}, "max_speed"),
         (NAV, {"goal_radius": 0.5}, "goal_radius"),
@@ -383,6 +385,25 @@ def test_nav_far_pairs_are_blocked(layout):
         assert info["shortest_path"] >= np.linalg.norm(un.start - un.goal) + 2 * un.goal_radius
         assert np.linalg.norm(un.start - un.goal) > 2 * un.goal_radius
         assert un.is_free(un.start) and un.is_free(un.goal)
+
+
+def test_nav_far_pairs_as_a_share_mixes_far_and_plain_pairs():
+    env = gym.make(NAV, layout="u", far_pairs=0.5)
+    un = env.unwrapped
+    env.reset(seed=0)
+    far = []
+    for _ in range(400):
+        _, info = env.reset()
+        blocked = bool(segments_hit(un.start, un.goal, un._rects).any())
+        assert blocked or not un._episode_far, "a far draw is always blocked"
+        far.append(un._episode_far)
+    assert 0.4 < np.mean(far) < 0.6
+    # True and 1.0 are the same env (a share of 1 draws no extra random number)
+    pairs = []
+    for share in (True, 1.0):
+        e = gym.make(NAV, layout="u", far_pairs=share).unwrapped
+        pairs.append([(*e.reset(seed=seed)[0]["observation"], *e.goal) for seed in range(20)])
+    assert pairs[0] == pairs[1]
 
 
 def test_nav_shortest_paths_are_exact_and_free():
