@@ -73,6 +73,16 @@ Gymnasium env with ``observation`` / ``achieved_goal`` / ``desired_goal`` and ``
    episode's chain length is drawn from ``0 … n_subgoals``, so E sees every kind of segment) — what C stores is the real
    transition with the env's goal, so HER and the critics stay off-policy-correct.
 
+   Three options (extensions; off by default) make execution robust where a deterministic C gets
+   stuck — a stopped move repeated until the budget ends — and plain replanning keeps sending it
+   back to the same spot: ``keep_remaining_chain`` (after a subgoal is reached, the rest of the
+   chain moves up and is kept where E rates it cheaper than the fresh chain, so plans do not
+   oscillate between routes of similar cost), ``avoid_failed_subgoal`` (when a budget runs out,
+   the fresh chain is chosen among the hypotheses whose first subgoal is not the one that failed,
+   unless all of them are), and ``replan_goal_leg`` (at ``m = 0`` the goal itself gets
+   ``subgoal_budget`` steps too; then a fresh chain of ``n_subgoals`` is planned from where C is,
+   and that pursuit counts as a failed attempt for ``evaluator_target="attempts"``).
+
 Per-env execution state lives in the ``state`` array that :meth:`SubgoalCM.predict` returns and
 takes back, ``[m, steps on the current subgoal, m subgoals …]``, reset at ``episode_start``, so
 SB3's ``evaluate_policy`` drives it like a recurrent policy.
@@ -322,11 +332,14 @@ class SubgoalCM(MirabilisAlgorithm):
     subgoal before replanning) · ``subgoal_starts`` (env steps before training episodes use
     subgoals) · ``subgoal_margin`` (share of the goal box kept free at each side) ·
     ``subgoal_radius`` (None: the env's success test decides that a subgoal is reached) ·
-    ``mixed_chains`` (training episodes draw their chain length from ``0 … n_subgoals``).
+    ``mixed_chains`` (training episodes draw their chain length from ``0 … n_subgoals``) ·
+    ``keep_remaining_chain`` · ``avoid_failed_subgoal`` · ``replan_goal_leg`` (execution options,
+    module doc, step 4; all off by default, as in 1991).
     *Executor* (passed to :class:`agents.dpg.DPG`, which validates them): ``learning_rate``,
     ``buffer_size``, ``learning_starts``, ``batch_size``, ``gamma``, ``tau``, ``train_freq``,
     ``gradient_steps``, ``action_noise_std``, ``net_arch``, ``her_n_sampled_goal``,
-    ``her_terminal_channel``, ``relative_goal`` (C also sees ``desired − achieved``). *Evaluator:* ``evaluator_net_arch``, ``evaluator_lr``,
+    ``her_terminal_channel``, ``relative_goal`` (C also sees ``desired − achieved``), ``action_l2``
+    (HER's penalty on the actor's squared actions). *Evaluator:* ``evaluator_net_arch``, ``evaluator_lr``,
     ``evaluator_batch_size``, ``evaluator_expectile``, ``evaluator_tau`` (target copy),
     ``evaluator_random_goals`` (share of uniform goals), ``evaluator_target`` (``td``: its own
     expectile TD, step 2; ``critic``: regression on the executor's critic read as a step count,
@@ -354,6 +367,9 @@ class SubgoalCM(MirabilisAlgorithm):
         subgoal_margin: float = 0.01,
         subgoal_radius: float | None = None,
         mixed_chains: bool = False,
+        keep_remaining_chain: bool = False,
+        avoid_failed_subgoal: bool = False,
+        replan_goal_leg: bool = False,
         # 1. the executor C (DPG with HER)
         learning_rate: float = 1e-3,
         buffer_size: int = 200_000,
@@ -368,6 +384,7 @@ class SubgoalCM(MirabilisAlgorithm):
         her_n_sampled_goal: int = 4,
         her_terminal_channel: str | None = None,
         relative_goal: bool = False,
+        action_l2: float = 0.0,
         # 2. the evaluator E
         evaluator_net_arch: list = [128, 128],  # noqa: B006
         evaluator_lr: float = 1e-3,
@@ -411,6 +428,9 @@ class SubgoalCM(MirabilisAlgorithm):
         _check(0 <= subgoal_margin < 0.5, "subgoal_margin", "must be in [0, 0.5)", subgoal_margin)
         _check(subgoal_radius is None or subgoal_radius > 0, "subgoal_radius", "must be > 0 or None", subgoal_radius)
         _check(isinstance(mixed_chains, bool), "mixed_chains", "must be true or false", mixed_chains)
+        for name, value in (("keep_remaining_chain", keep_remaining_chain),
+                            ("avoid_failed_subgoal", avoid_failed_subgoal), ("replan_goal_leg", replan_goal_leg)):
+            _check(isinstance(value, bool), name, "must be true or false", value)
         _check(0 < evaluator_expectile < 1, "evaluator_expectile", "must be in (0, 1)", evaluator_expectile)
         _check(0 < evaluator_tau <= 1, "evaluator_tau", "must be in (0, 1]", evaluator_tau)
         _check(evaluator_target in EVALUATOR_TARGETS, "evaluator_target", f"must be one of {list(EVALUATOR_TARGETS)}",
@@ -429,8 +449,8 @@ class SubgoalCM(MirabilisAlgorithm):
             self.env, learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
             action_noise_std=action_noise_std, net_arch=net_arch, her=True, her_n_sampled_goal=her_n_sampled_goal,
-            her_terminal_channel=her_terminal_channel, relative_goal=relative_goal, seed=seed, verbose=verbose,
-            device=device)
+            her_terminal_channel=her_terminal_channel, relative_goal=relative_goal, action_l2=action_l2, seed=seed,
+            verbose=verbose, device=device)
         if not self.executor.use_her:
             raise ValueError("subgoal-c-m needs a goal-conditioned env with compute_reward "
                              "(Dict observation with observation / achieved_goal / desired_goal)")
@@ -440,6 +460,9 @@ class SubgoalCM(MirabilisAlgorithm):
         self.n_subgoals, self.generator_kind, self.subgoal_budget = n_subgoals, generator, subgoal_budget
         self.subgoal_starts, self.subgoal_margin, self.subgoal_radius = subgoal_starts, subgoal_margin, subgoal_radius
         self.mixed_chains = mixed_chains
+        self.keep_remaining_chain = keep_remaining_chain
+        self.avoid_failed_subgoal = avoid_failed_subgoal
+        self.replan_goal_leg = replan_goal_leg
         self.learning_starts, self.her_terminal_channel = learning_starts, her_terminal_channel
         self.evaluator_lr, self.evaluator_batch_size = evaluator_lr, evaluator_batch_size
         self.evaluator_expectile, self.evaluator_tau = evaluator_expectile, evaluator_tau
@@ -582,14 +605,22 @@ class SubgoalCM(MirabilisAlgorithm):
             offsets = gen(s, g, m)
         return lo + width * torch.sigmoid(base + offsets)
 
-    def chain(self, start: torch.Tensor, goal: torch.Tensor, m: int, generator: nn.Module | None = None) -> torch.Tensor:
+    def chain(self, start: torch.Tensor, goal: torch.Tensor, m: int, generator: nn.Module | None = None,
+              avoid: np.ndarray | None = None) -> torch.Tensor:
         """``m`` subgoals ``[B, m, goal_dim]`` from ``start`` to ``goal``: of the generator's hypotheses, the chain
-        with the least summed E."""
+        with the least summed E. ``avoid`` ``[B, goal_dim]``: hypotheses whose first subgoal counts as reaching that
+        point (a subgoal just failed) are passed over, unless every hypothesis would be."""
         chains = self.candidate_chains(start, goal, m, generator)
         if chains.shape[1] == 1:
             return chains[:, 0]
         with torch.no_grad():
             cost = self.chain_cost(start, goal, chains)
+        if avoid is not None:
+            B, H = cost.shape
+            first = chains[:, :, 0].detach().numpy().reshape(B * H, -1)
+            same = self._subgoal_reached(first, np.repeat(np.asarray(avoid, np.float32), H, 0)).reshape(B, H)
+            same &= ~same.all(1, keepdims=True)
+            cost = cost.masked_fill(torch.as_tensor(same), float("inf"))
         return chains[torch.arange(len(chains)), cost.argmin(1)]
 
     def chain_cost(self, start: torch.Tensor, goal: torch.Tensor, subgoals: torch.Tensor,
@@ -610,14 +641,15 @@ class SubgoalCM(MirabilisAlgorithm):
         return self.evaluator(self._scaled(s), self._scaled(g)).numpy()
 
     @torch.no_grad()
-    def plan(self, start, goal, m: int | None = None) -> np.ndarray:
-        """The generator's chain of ``m`` (default ``n_subgoals``) subgoals for each (start, goal): ``[B, m, d]``."""
+    def plan(self, start, goal, m: int | None = None, avoid: np.ndarray | None = None) -> np.ndarray:
+        """The generator's chain of ``m`` (default ``n_subgoals``) subgoals for each (start, goal): ``[B, m, d]``
+        (``avoid``: see :meth:`chain`)."""
         m = self.n_subgoals if m is None else m
         s = torch.as_tensor(np.asarray(start, np.float32)).reshape(-1, self.goal_dim)
         g = torch.as_tensor(np.asarray(goal, np.float32)).reshape(-1, self.goal_dim)
         if m == 0:
             return np.zeros((len(s), 0, self.goal_dim), np.float32)
-        return self.chain(s, g, m).numpy()
+        return self.chain(s, g, m, avoid=avoid).numpy()
 
     # ------------------------------------------------------------------ 2. training E
 
@@ -849,9 +881,12 @@ class SubgoalCM(MirabilisAlgorithm):
             if log is not None:
                 for i in np.flatnonzero(hit):
                     log.close(int(i), reached=True, point=achieved[i])
+            for i in np.flatnonzero(hit):  # the rest of the chain moves up: s_2 ... s_m
+                m = int(state[i, 0])
+                state[i, 2:2 + (m - 1) * d] = state[i, 2 + d:2 + m * d]
             state[hit, 0] -= 1
             state[hit, 1] = 0
-            self._replan(state, hit & (state[:, 0] > 0), achieved, goal)
+            self._replan(state, hit & (state[:, 0] > 0), achieved, goal, keep=self.keep_remaining_chain)
         out = state[:, 1] >= self.subgoal_budget  # budget spent: a fresh chain from here
         out &= state[:, 0] > 0
         if out.any():
@@ -859,7 +894,16 @@ class SubgoalCM(MirabilisAlgorithm):
                 for i in np.flatnonzero(out):
                     log.close(int(i), reached=False, point=achieved[i])
             state[out, 1] = 0
-            self._replan(state, out, achieved, goal)
+            self._replan(state, out, achieved, goal, avoid_failed=self.avoid_failed_subgoal)
+        if active and self.replan_goal_leg and self.n_subgoals > 0:  # the goal itself gets a budget too
+            stalled = (state[:, 0] == 0) & (state[:, 1] >= self.subgoal_budget)
+            if stalled.any():
+                if log is not None:
+                    for i in np.flatnonzero(stalled):
+                        log.close(int(i), reached=False, point=achieved[i])
+                state[stalled, 0], state[stalled, 1] = self.n_subgoals, 0
+                state[stalled, 2:2 + d] = goal[stalled]  # the target that failed, for avoid_failed_subgoal
+                self._replan(state, stalled, achieved, goal, avoid_failed=self.avoid_failed_subgoal)
         commanded = np.where((state[:, 0] > 0)[:, None], state[:, 2:2 + d], goal)
         if log is not None:
             for i in range(len(state)):
@@ -867,12 +911,23 @@ class SubgoalCM(MirabilisAlgorithm):
         state[:, 1] += 1
         return commanded.astype(np.float32)
 
-    def _replan(self, state: np.ndarray, which: np.ndarray, achieved: np.ndarray, goal: np.ndarray) -> None:
+    def _replan(self, state: np.ndarray, which: np.ndarray, achieved: np.ndarray, goal: np.ndarray,
+                keep: bool = False, avoid_failed: bool = False) -> None:
+        """A fresh chain for the rows ``which``; with ``keep``, the chain they hold stays where E rates it cheaper;
+        with ``avoid_failed``, no hypothesis whose first subgoal is the one they hold (its budget ran out)."""
+        d = self.goal_dim
         for m in np.unique(state[which, 0]).astype(int):
             rows = np.flatnonzero(which & (state[:, 0] == m))
             if m <= 0 or len(rows) == 0:
                 continue
-            state[rows, 2:2 + m * self.goal_dim] = self.plan(achieved[rows], goal[rows], m).reshape(len(rows), -1)
+            new = self.plan(achieved[rows], goal[rows], m, avoid=state[rows, 2:2 + d] if avoid_failed else None)
+            if keep:
+                old = state[rows, 2:2 + m * d].reshape(len(rows), m, d)
+                with torch.no_grad():
+                    s, g = (torch.as_tensor(np.asarray(x, np.float32)) for x in (achieved[rows], goal[rows]))
+                    cheaper = self.chain_cost(s, g, torch.as_tensor(old)) < self.chain_cost(s, g, torch.as_tensor(new))
+                new = np.where(cheaper.numpy()[:, None, None], old, new)
+            state[rows, 2:2 + m * d] = new.reshape(len(rows), -1)
 
     def _with_goal(self, obs: dict[str, np.ndarray], commanded: np.ndarray) -> dict[str, np.ndarray]:
         out = dict(obs)

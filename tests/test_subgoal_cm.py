@@ -149,7 +149,7 @@ def test_the_executor_switches_subgoals_when_reached_and_replans_when_the_budget
     model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 2, "subgoal_budget": 3})
     calls = []
 
-    def fake_plan(start, goal, m=None):  # chain of m points: 0.3, 0.6 (x) on y = 0.5
+    def fake_plan(start, goal, m=None, avoid=None):  # chain of m points: 0.3, 0.6 (x) on y = 0.5
         calls.append((np.asarray(start).copy(), m))
         xs = [0.3, 0.6][-m:]
         return np.array([[[x, 0.5] for x in xs]] * len(start), np.float32)
@@ -194,6 +194,90 @@ def test_the_executor_switches_subgoals_when_reached_and_replans_when_the_budget
     flat = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 0})
     _, st = flat.predict(batch, None, np.ones(3, bool), deterministic=True)
     assert np.all(st[:, 0] == 0)
+
+
+def _line_obs(x, goal):
+    pos = np.array([[x, 0.5]], np.float32)
+    return {"observation": pos, "achieved_goal": pos, "desired_goal": np.array([goal], np.float32)}
+
+
+class SquaredHops(nn.Module):
+    """E(a, b) = |a − b|² in env units: straight, evenly split chains are the cheapest."""
+
+    def __init__(self, model: SubgoalCM):
+        super().__init__()
+        self.off, self.scale = model._g_off, model._g_scale
+
+    def forward(self, a, b):
+        return ((a - b) * self.scale).square().sum(-1)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_keep_remaining_chain_holds_on_to_the_rest_of_the_chain_where_E_rates_it_cheaper(keep):
+    model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 2, "keep_remaining_chain": keep})
+    model.evaluator = SquaredHops(model)
+    first = [True]
+
+    def fake_plan(start, goal, m=None, avoid=None):  # first a good chain, then a detour far off the line
+        xs = [[0.3, 0.5], [0.6, 0.5]] if first[0] else [[0.45, 0.95]]
+        first[0] = False
+        return np.array([xs[-m:]] * len(start), np.float32)
+
+    model.plan = fake_plan
+    state = np.full((1, model._state_width()), np.nan, np.float32)
+    model._advance(_line_obs(0.1, [0.9, 0.5]), state, True)
+    commanded = model._advance(_line_obs(0.3, [0.9, 0.5]), state, True)  # s_1 reached: replanned
+    expected = [0.6, 0.5] if keep else [0.45, 0.95]
+    np.testing.assert_allclose(commanded, [expected])
+    assert state[0, 0] == 1
+
+
+def test_avoid_failed_subgoal_takes_another_hypothesis_when_a_budget_runs_out():
+    model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 1, "generator_hypotheses": 2, "subgoal_budget": 2})
+    model.evaluator = SquaredHops(model)
+    cheap, dear = [0.5, 0.5], [0.5, 0.8]
+
+    def fake_candidates(start, goal, m, generator=None):
+        return torch.tensor([[[cheap], [dear]]] * len(start), dtype=torch.float32)
+
+    model.candidate_chains = fake_candidates
+    s, g = torch.tensor([[0.1, 0.5]]), torch.tensor([[0.9, 0.5]])
+    np.testing.assert_allclose(model.chain(s, g, 1).numpy(), [[cheap]])  # E's choice
+    np.testing.assert_allclose(model.chain(s, g, 1, avoid=np.array([cheap], np.float32)).numpy(), [[dear]])
+    both = torch.tensor([[[cheap], [[0.52, 0.5]]]], dtype=torch.float32)  # every hypothesis at the failed point:
+    model.candidate_chains = lambda *a, **k: both  # E's choice all the same
+    np.testing.assert_allclose(model.chain(s, g, 1, avoid=np.array([cheap], np.float32)).numpy(), [[cheap]])
+    model.candidate_chains = fake_candidates
+    for avoid, after in ((False, cheap), (True, dear)):
+        model.avoid_failed_subgoal = avoid
+        state = np.full((1, model._state_width()), np.nan, np.float32)
+        assert np.allclose(model._advance(_line_obs(0.1, [0.9, 0.5]), state, True), [cheap])
+        model._advance(_line_obs(0.2, [0.9, 0.5]), state, True)
+        commanded = model._advance(_line_obs(0.2, [0.9, 0.5]), state, True)  # budget of 2 spent: replanned
+        np.testing.assert_allclose(commanded, [after])
+
+
+@pytest.mark.parametrize("replan", [False, True])
+def test_replan_goal_leg_gives_the_goal_a_budget_too(replan):
+    model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 1, "subgoal_budget": 3, "replan_goal_leg": replan})
+    calls = []
+
+    def fake_plan(start, goal, m=None, avoid=None):  # first a subgoal at x = 0.5, then one off the line
+        calls.append(m)
+        return np.array([[[0.5, 0.5] if len(calls) == 1 else [0.7, 0.3]]] * len(start), np.float32)
+
+    model.plan = fake_plan
+    goal = [0.9, 0.5]
+    state = np.full((1, model._state_width()), np.nan, np.float32)
+    model._advance(_line_obs(0.1, goal), state, True)
+    np.testing.assert_allclose(model._advance(_line_obs(0.5, goal), state, True)[0], [0.9, 0.5])  # on to the goal
+    for _ in range(2):  # the goal not reached in the budget of 3 steps ...
+        model._advance(_line_obs(0.5, goal), state, True)
+    assert state[0, 0] == 0
+    commanded = model._advance(_line_obs(0.5, goal), state, True)
+    assert state[0, 0] == (1 if replan else 0)  # ... a fresh chain of n_subgoals from here, or the goal again
+    np.testing.assert_allclose(commanded[0], [0.7, 0.3] if replan else goal)
+    assert calls == ([1, 1] if replan else [1])
 
 
 # --------------------------------------------------------------------------- end to end
@@ -325,7 +409,8 @@ def test_save_load_round_trip(tmp_path):
     ("evaluator_expectile", 1.0), ("evaluator_tau", 0.0), ("evaluator_random_goals", 1.5), ("cost_cap", 0.0),
     ("evaluator_net_arch", []), ("generator_net_arch", [8, -1]), ("evaluator_lr", -1.0), ("hrl_train_freq", 0),
     ("batch_size", 0), ("evaluator_target", "mc"), ("subgoal_radius", 0.0), ("generator_hypotheses", 0),
-    ("generator_hypotheses", 65),
+    ("generator_hypotheses", 65), ("keep_remaining_chain", 1), ("avoid_failed_subgoal", "yes"),
+    ("replan_goal_leg", None), ("action_l2", -0.5),
 ])
 def test_bad_hyperparameters_are_named(key, value):
     with pytest.raises(ValueError, match=key):
