@@ -430,8 +430,9 @@ def test_reproduce_quick_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "metrics.json").read_text())
     labels = {run["label"] for run in data["runs"]}
-    assert labels == {"flat@wall", "subgoal-c-m/k1@wall", "subgoal-c-m/k2@wall", "subgoal-c-m/k3@wall",
-                      "subgoal-c-m/recurrent@wall", "subgoal-c-m/k3-h9@wall", "sac@wall"}
+    assert labels == {f"{label}@u" for label in ("flat", "subgoal-c-m/k1", "subgoal-c-m/k2", "subgoal-c-m/k3",
+                                                 "subgoal-c-m/recurrent", "subgoal-c-m/k3-h9",
+                                                 "subgoal-c-m/recurrent-h9", "sac")}
     for run in data["runs"]:
         assert run["error"] is None
         assert 0.0 <= run["metrics"]["success_rate"] <= 1.0
@@ -439,5 +440,5 @@ def test_reproduce_quick_end_to_end(tmp_path):
             assert np.isfinite(run["metrics"]["evaluator_corr"])
     readme = (tmp_path / "README.md").read_text()
     assert "Quick mode" in readme and "## Target" in readme
-    for name in ("curves.png", "chains_wall.png", "episode_subgoals.gif"):
+    for name in ("curves.png", "chains_u.png", "episode_subgoals.gif"):
         assert (tmp_path / name).stat().st_size > 1000, name
