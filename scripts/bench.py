@@ -6,6 +6,7 @@
     python scripts/bench.py envs           # random-action steps/s of every mirabilis env
     python scripts/bench.py dpg            # dpg vs SB3 TD3 training steps/s on Pendulum-v1
     python scripts/bench.py lstm-rl        # lstm-rl vs sb3-contrib RecurrentPPO env steps/s on TMaze (N = 50)
+    python scripts/bench.py subgoal-c-m    # subgoal-c-m vs SB3 SAC + HerReplayBuffer env steps/s on StartGoalNav
 
 Comparisons run both sides in one process, alternating, several rounds, and report the ratio of
 the medians, so that machine load affects both alike. Single torch thread, like the baselines'
@@ -15,6 +16,7 @@ published figures.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -25,6 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, for the experiments package
 
 
 def alternate(a: Callable[[], float], b: Callable[[], float], rounds: int) -> tuple[list[float], list[float]]:
@@ -201,7 +204,40 @@ def bench_lstm_rl(steps: int = 16_384, rounds: int = 3, length: int = 50) -> dic
                   base_rates, 1.5, "RecurrentPPO")
 
 
-BENCHMARKS: dict[str, Callable[[], object]] = {"curious": bench_curious, "lstm-rl": bench_lstm_rl, "framework": bench_framework, "envs": bench_envs, "dpg": bench_dpg}
+def bench_subgoal(steps: int = 8000, rounds: int = 3, layout: str = "u") -> dict:
+    """subgoal-c-m vs SB3 SAC with ``HerReplayBuffer`` on StartGoalNav (``layout``), env steps/s of training.
+
+    Both as ``scripts/experiments/subgoals.py`` trains them ([128, 128] nets, batch 256, 1 gradient step per
+    env step, HER with 4 ``future`` goals, gamma 0.98, learning from step 1000), subgoal-c-m with its
+    StartGoalNav defaults and subgoals from step 2000 (of 80k: 5000), so that E's and the generator's
+    training and the planning at every step count in most of the measured steps."""
+    from agents import runner
+    from agents.registry import get_agent
+    from experiments.subgoals import ENV, SAC_HP, WEIGHTS
+
+    env_kwargs = [f"layout={json.dumps(layout)}", f"weights={json.dumps(WEIGHTS)}"]
+
+    def make(agent: str, sets: list[str]) -> Callable[[], float]:
+        config = runner.build_config(agent=agent, env=ENV, total_steps=steps, seed=0, set_args=sets,
+                                     env_kwargs_args=env_kwargs)
+        spec = get_agent(agent)
+
+        def run() -> float:
+            env = runner.make_vec_env(config.env, config.env_kwargs, config.n_envs, 0)
+            model = spec.build(env, 0, None, config.hyperparams)
+            start = time.perf_counter()
+            model.learn(steps)
+            return model.num_timesteps / (time.perf_counter() - start)
+
+        return run
+
+    ours, base = alternate(make("subgoal-c-m", ["subgoal_starts=2000"]),
+                           make("sac", [f"{k}={json.dumps(v)}" for k, v in SAC_HP.items()]), rounds)
+    return report(f"subgoal-c-m / SB3 SAC+HER, StartGoalNav {layout}, {steps} steps", ours, base, 1.0, "SAC+HER")
+
+
+BENCHMARKS: dict[str, Callable[[], object]] = {"curious": bench_curious, "lstm-rl": bench_lstm_rl, "framework": bench_framework, "envs": bench_envs, "dpg": bench_dpg,
+                                              "subgoal-c-m": bench_subgoal}
 
 
 def main(argv: list[str] | None = None) -> int:
