@@ -881,7 +881,7 @@ class SubgoalCM(MirabilisAlgorithm):
             if log is not None:
                 for i in np.flatnonzero(hit):
                     log.close(int(i), reached=True, point=achieved[i])
-            for i in np.flatnonzero(hit):  # the rest of the chain moves up: s_2 ... s_m
+            for i in np.flatnonzero(hit) if self.keep_remaining_chain else ():  # the rest moves up: s_2 ... s_m
                 m = int(state[i, 0])
                 state[i, 2:2 + (m - 1) * d] = state[i, 2 + d:2 + m * d]
             state[hit, 0] -= 1
