@@ -82,9 +82,15 @@ Gymnasium env with ``observation`` / ``achieved_goal`` / ``desired_goal`` and ``
    unless all of them are), and ``replan_goal_leg`` (at ``m = 0`` the goal itself gets
    ``subgoal_budget`` steps too; then a fresh chain of ``n_subgoals`` is planned from where C is,
    and that pursuit counts as a failed attempt for ``evaluator_target="attempts"``).
+   A fourth, ``stuck_escape``, acts on C itself and so on the flat executor too: in :meth:`SubgoalCM.predict`,
+   after a move the env stopped (the achieved goal did not change), C's action is replaced by one drawn
+   uniformly from the action space. A deterministic C, given the same observation and command, would
+   otherwise repeat the stopped move until the budget (or, flat, the episode) ends; in training C's
+   exploration noise moves it on, so training episodes are not changed.
 
 Per-env execution state lives in the ``state`` array that :meth:`SubgoalCM.predict` returns and
-takes back, ``[m, steps on the current subgoal, m subgoals …]``, reset at ``episode_start``, so
+takes back, ``[m, steps on the current subgoal, m subgoals …, stopped moves in a row, previous achieved
+goal]``, reset at ``episode_start``, so
 SB3's ``evaluate_policy`` drives it like a recurrent policy.
 
 Logged: ``hrl/evaluator_loss``, ``hrl/generator_cost`` (mean summed E of the generated chains),
@@ -333,8 +339,8 @@ class SubgoalCM(MirabilisAlgorithm):
     subgoals) · ``subgoal_margin`` (share of the goal box kept free at each side) ·
     ``subgoal_radius`` (None: the env's success test decides that a subgoal is reached) ·
     ``mixed_chains`` (training episodes draw their chain length from ``0 … n_subgoals``) ·
-    ``keep_remaining_chain`` · ``avoid_failed_subgoal`` · ``replan_goal_leg`` (execution options,
-    module doc, step 4; all off by default, as in 1991).
+    ``keep_remaining_chain`` · ``avoid_failed_subgoal`` · ``replan_goal_leg`` · ``stuck_escape`` (execution
+    options, module doc, step 4; all off by default, as in 1991).
     *Executor* (passed to :class:`agents.dpg.DPG`, which validates them): ``learning_rate``,
     ``buffer_size``, ``learning_starts``, ``batch_size``, ``gamma``, ``tau``, ``train_freq``,
     ``gradient_steps``, ``action_noise_std``, ``net_arch``, ``her_n_sampled_goal``,
@@ -370,6 +376,7 @@ class SubgoalCM(MirabilisAlgorithm):
         keep_remaining_chain: bool = False,
         avoid_failed_subgoal: bool = False,
         replan_goal_leg: bool = False,
+        stuck_escape: bool = False,
         # 1. the executor C (DPG with HER)
         learning_rate: float = 1e-3,
         buffer_size: int = 200_000,
@@ -429,7 +436,8 @@ class SubgoalCM(MirabilisAlgorithm):
         _check(subgoal_radius is None or subgoal_radius > 0, "subgoal_radius", "must be > 0 or None", subgoal_radius)
         _check(isinstance(mixed_chains, bool), "mixed_chains", "must be true or false", mixed_chains)
         for name, value in (("keep_remaining_chain", keep_remaining_chain),
-                            ("avoid_failed_subgoal", avoid_failed_subgoal), ("replan_goal_leg", replan_goal_leg)):
+                            ("avoid_failed_subgoal", avoid_failed_subgoal), ("replan_goal_leg", replan_goal_leg),
+                            ("stuck_escape", stuck_escape)):
             _check(isinstance(value, bool), name, "must be true or false", value)
         _check(0 < evaluator_expectile < 1, "evaluator_expectile", "must be in (0, 1)", evaluator_expectile)
         _check(0 < evaluator_tau <= 1, "evaluator_tau", "must be in (0, 1]", evaluator_tau)
@@ -463,6 +471,8 @@ class SubgoalCM(MirabilisAlgorithm):
         self.keep_remaining_chain = keep_remaining_chain
         self.avoid_failed_subgoal = avoid_failed_subgoal
         self.replan_goal_leg = replan_goal_leg
+        self.stuck_escape = stuck_escape
+        self._escape_rng = np.random.default_rng(seed)
         self.learning_starts, self.her_terminal_channel = learning_starts, her_terminal_channel
         self.evaluator_lr, self.evaluator_batch_size = evaluator_lr, evaluator_batch_size
         self.evaluator_expectile, self.evaluator_tau = evaluator_expectile, evaluator_tau
@@ -850,7 +860,8 @@ class SubgoalCM(MirabilisAlgorithm):
     # ------------------------------------------------------------------ 4. execution
 
     def _state_width(self) -> int:
-        return 2 + max(self.n_subgoals, 1) * self.goal_dim
+        # [m, steps on the current target, subgoals ..., stopped steps in a row, the previous achieved goal]
+        return 2 + max(self.n_subgoals, 1) * self.goal_dim + 1 + self.goal_dim
 
     def _advance(self, obs: dict[str, np.ndarray], state: np.ndarray, active: bool,
                  log: AttemptLog | None = None, mixed: bool = False) -> np.ndarray:
@@ -861,6 +872,10 @@ class SubgoalCM(MirabilisAlgorithm):
         achieved = np.asarray(obs["achieved_goal"], np.float32).reshape(len(state), -1)
         goal = np.asarray(obs["desired_goal"], np.float32).reshape(len(state), -1)
         d = self.goal_dim
+        stopped_col = -(d + 1)  # then the previous achieved goal: a move was stopped where it did not change
+        stopped = np.all(achieved == state[:, stopped_col + 1:], axis=1)  # False for fresh rows (NaN)
+        state[:, stopped_col] = np.where(stopped, state[:, stopped_col] + 1, 0)
+        state[:, stopped_col + 1:] = achieved
         fresh = np.isnan(state[:, 0])
         if fresh.any():
             if active and mixed:
@@ -885,7 +900,7 @@ class SubgoalCM(MirabilisAlgorithm):
                 m = int(state[i, 0])
                 state[i, 2:2 + (m - 1) * d] = state[i, 2 + d:2 + m * d]
             state[hit, 0] -= 1
-            state[hit, 1] = 0
+            state[hit, 1] = state[hit, stopped_col] = 0
             self._replan(state, hit & (state[:, 0] > 0), achieved, goal, keep=self.keep_remaining_chain)
         out = state[:, 1] >= self.subgoal_budget  # budget spent: a fresh chain from here
         out &= state[:, 0] > 0
@@ -893,7 +908,7 @@ class SubgoalCM(MirabilisAlgorithm):
             if log is not None:
                 for i in np.flatnonzero(out):
                     log.close(int(i), reached=False, point=achieved[i])
-            state[out, 1] = 0
+            state[out, 1] = state[out, stopped_col] = 0
             self._replan(state, out, achieved, goal, avoid_failed=self.avoid_failed_subgoal)
         if active and self.replan_goal_leg and self.n_subgoals > 0:  # the goal itself gets a budget too
             stalled = (state[:, 0] == 0) & (state[:, 1] >= self.subgoal_budget)
@@ -901,7 +916,7 @@ class SubgoalCM(MirabilisAlgorithm):
                 if log is not None:
                     for i in np.flatnonzero(stalled):
                         log.close(int(i), reached=False, point=achieved[i])
-                state[stalled, 0], state[stalled, 1] = self.n_subgoals, 0
+                state[stalled, 0], state[stalled, 1], state[stalled, stopped_col] = self.n_subgoals, 0, 0
                 state[stalled, 2:2 + d] = goal[stalled]  # the target that failed, for avoid_failed_subgoal
                 self._replan(state, stalled, achieved, goal, avoid_failed=self.avoid_failed_subgoal)
         commanded = np.where((state[:, 0] > 0)[:, None], state[:, 2:2 + d], goal)
@@ -958,6 +973,12 @@ class SubgoalCM(MirabilisAlgorithm):
             state[np.asarray(episode_start, bool).reshape(n)] = np.nan
         commanded = self._advance(obs, state, active=self.n_subgoals > 0)
         actions, _ = self.executor.predict(self._with_goal(obs, commanded), deterministic=deterministic)
+        if self.stuck_escape:  # the last move was stopped: C, unchanged, would repeat it (module doc, step 4)
+            stuck = state[:, -(self.goal_dim + 1)] > 0
+            if stuck.any():
+                low, high = self.action_space.low, self.action_space.high
+                actions = np.array(actions, copy=True)
+                actions[stuck] = self._escape_rng.uniform(low, high, (int(stuck.sum()), *low.shape))
         return (actions[0] if single else actions), state
 
     @staticmethod

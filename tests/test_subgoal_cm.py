@@ -280,6 +280,34 @@ def test_replan_goal_leg_gives_the_goal_a_budget_too(replan):
     assert calls == ([1, 1] if replan else [1])
 
 
+@pytest.mark.parametrize("escape", [False, True])
+def test_stuck_escape_replaces_the_move_after_a_stopped_one_by_a_random_action(escape):
+    env = nav(layout="wall")
+    model = SubgoalCM(env, seed=0, **{**SMALL, "n_subgoals": 0, "stuck_escape": escape})
+    push = np.array([1.0, 1.0], np.float32)  # a deterministic C that presses into the wall at x = 0.48
+    model.executor.predict = lambda obs, deterministic=False: (np.tile(push, (len(obs["desired_goal"]), 1)), None)
+    nav_env = env.envs[0].unwrapped
+    obs, _ = nav_env.reset(options={"start": np.array([0.46, 0.3]), "goal": np.array([0.6, 0.3])})
+    state, actions, positions = None, [], [obs["achieved_goal"].copy()]
+    for t in range(12):
+        action, state = model.predict(obs, state, np.array([t == 0]), deterministic=True)
+        actions.append(np.asarray(action).reshape(2))
+        obs, *_ = nav_env.step(actions[-1])
+        positions.append(obs["achieved_goal"].copy())
+    np.testing.assert_allclose(actions[0], push)  # nothing stopped yet: C's own action
+    np.testing.assert_allclose(positions[1], positions[0])  # ... which the wall stops
+    moved = [not np.array_equal(a, b) for a, b in zip(positions, positions[1:])]
+    if escape:  # each move after a stopped one is random, and some of those get C off the wall
+        assert all(not np.allclose(a, push) for a, stopped in zip(actions[1:], moved) if not stopped)
+        assert any(moved)
+    else:  # C repeats the stopped move for ever
+        assert not any(moved) and all(np.allclose(a, push) for a in actions)
+    in_a_row = 0  # the state counts stopped moves in a row, up to the one before its last call
+    for m in moved[:-1]:
+        in_a_row = 0 if m else in_a_row + 1
+    assert state[0, -3] == in_a_row == (in_a_row if escape else 11)
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -410,7 +438,7 @@ def test_save_load_round_trip(tmp_path):
     ("evaluator_net_arch", []), ("generator_net_arch", [8, -1]), ("evaluator_lr", -1.0), ("hrl_train_freq", 0),
     ("batch_size", 0), ("evaluator_target", "mc"), ("subgoal_radius", 0.0), ("generator_hypotheses", 0),
     ("generator_hypotheses", 65), ("keep_remaining_chain", 1), ("avoid_failed_subgoal", "yes"),
-    ("replan_goal_leg", None), ("action_l2", -0.5),
+    ("replan_goal_leg", None), ("stuck_escape", "on"), ("action_l2", -0.5),
 ])
 def test_bad_hyperparameters_are_named(key, value):
     with pytest.raises(ValueError, match=key):
