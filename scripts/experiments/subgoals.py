@@ -20,6 +20,13 @@ reward with its collision channel weighted in for every label (`weights=[1, 1, 1
   rates it cheaper than the fresh one (`keep_remaining_chain`); when a budget runs out, the fresh
   chain starts elsewhere than the subgoal that failed (`avoid_failed_subgoal`); and the goal
   itself gets the same 30-step budget, after which a fresh chain is planned (`replan_goal_leg`).
+  When acting outside training, a move the env stopped is followed by one uniformly random action
+  (`stuck_escape`): the deterministic C, shown the same observation and command, would repeat it until
+  the budget (or, flat, the episode) ran out. It belongs to C, so `flat` has it too. Against this
+  experiment's results committed at 86c7a0b, without it (the same training runs: training is
+  unchanged by it, and the evaluator figures below match those to the last digit): on `rooms`
+  `k3-h9` went from 0.88 (worst seed 0.78) to 0.96 (0.94) and `flat` from 0.36 to 0.66; on `u`
+  `flat` from 0.70 to 0.83, which leaves +0.30 over it out of reach there.
   After training, with no further env steps, a
   *fresh* generator is trained through a frozen copy of the final E for each variant — `k1`, `k2`, `k3`
   (feed-forward, k subgoals), `recurrent` (a GRU emitting 3 subgoals one by one), `k3-h9` (feed-forward,
@@ -30,7 +37,8 @@ reward with its collision channel weighted in for every label (`weights=[1, 1, 1
 * **`flat`** — that same trained executor C, commanded with the goal itself (no subgoals).
 * **`sac`** — stable-baselines3 SAC with `HerReplayBuffer` (4 relabelled goals, `future`, info dicts
   copied so that relabelled rewards keep their collision penalty), [128, 128] nets and γ = 0.98 like
-  the executor.
+  the executor; evaluated with deterministic actions as SB3's `evaluate_policy` does by default, without
+  an escape of its own.
 
 Metrics: `success_rate` on 200 fixed far pairs per layout (deterministic actions), `path_ratio`
 (path length ÷ shortest path, over successful episodes), `evaluator_corr` and `evaluator_error`
