@@ -86,11 +86,13 @@ Gymnasium env with ``observation`` / ``achieved_goal`` / ``desired_goal`` and ``
    after a move the env stopped (the achieved goal did not change), C's action is replaced by one drawn
    uniformly from the action space. A deterministic C, given the same observation and command, would
    otherwise repeat the stopped move until the budget (or, flat, the episode) ends; in training C's
-   exploration noise moves it on, so training episodes are not changed.
+   exploration noise moves it on, so training episodes are not changed. A stopped move on the step
+   C's target changes (a subgoal reached, a budget spent, a fresh chain) is not followed by one: the
+   new command is a new input, so C's next move is not a repeat of the stopped one.
 
 Per-env execution state lives in the ``state`` array that :meth:`SubgoalCM.predict` returns and
-takes back, ``[m, steps on the current subgoal, m subgoals …, stopped moves in a row, previous achieved
-goal]``, reset at ``episode_start``, so
+takes back, ``[m, steps on the current subgoal, m subgoals …, stopped moves in a row towards the
+current target, previous achieved goal]``, reset at ``episode_start``, so
 SB3's ``evaluate_policy`` drives it like a recurrent policy.
 
 Logged: ``hrl/evaluator_loss``, ``hrl/generator_cost`` (mean summed E of the generated chains),
@@ -900,7 +902,7 @@ class SubgoalCM(MirabilisAlgorithm):
                 m = int(state[i, 0])
                 state[i, 2:2 + (m - 1) * d] = state[i, 2 + d:2 + m * d]
             state[hit, 0] -= 1
-            state[hit, 1] = state[hit, stopped_col] = 0
+            state[hit, 1] = state[hit, stopped_col] = 0  # a new target: C's next move is not a repeat (step 4)
             self._replan(state, hit & (state[:, 0] > 0), achieved, goal, keep=self.keep_remaining_chain)
         out = state[:, 1] >= self.subgoal_budget  # budget spent: a fresh chain from here
         out &= state[:, 0] > 0
