@@ -61,13 +61,6 @@ SEEDS = {10: 5, 20: 5, 50: 5, 100: 10, 200: 5}
 #: (RecurrentPPO costs ~2x lstm-rl's CPU time per env step)
 BASELINE_SEEDS = {10: 5, 20: 5, 50: 5, 100: 3, 200: 3}
 QUICK_BUDGET = {10: 1024}
-#: the env's reward channels (goal, wrong_arm, bump, step_cost) as every label is trained on them: the env's
-#: default weights (4, 0.1, 0.1, 0) with the bump penalty off. Until a run first enters an arm, the bump penalty
-#: is the only reward it sees, so it can learn to stop pressing north and south (bumps all along the corridor)
-#: before it has pressed them at the junction: with -0.1 per bump, 1 of 10 lstm-rl runs at N = 100 (seed 4,
-#: results/tmaze at commit 36ff6a9) never entered an arm; that run with the weight 0 solved the maze
-#: (a single-seed probe of this experiment's run(), 0.97 success). Bumping still costs time (the discount).
-WEIGHTS = [4.0, 0.1, 0.0, 0.0]
 QUICK_OPTIONS = {"n_checks": 2, "check_episodes": 10, "eval_episodes": 20}
 EVAL_EPISODES = 200
 CHECK_EPISODES = 50
@@ -118,8 +111,7 @@ def plan(quick: bool) -> list[RunSpec]:
             seeds = SEEDS[length] if label == "lstm-rl" else BASELINE_SEEDS[length]
             for seed in range(1 if quick else seeds):
                 # one entry per (label, seed) (metrics.json's contract): the label names the corridor
-                specs.append(RunSpec(f"{label} N={length}", label, ENV, seed, steps,
-                                     {"length": length, "weights": WEIGHTS}, hps[label],
+                specs.append(RunSpec(f"{label} N={length}", label, ENV, seed, steps, {"length": length}, hps[label],
                                      dict(QUICK_OPTIONS if quick else {})))
     cost = {"recurrent-ppo": 2.0, "lstm-rl": 1.0, "ppo": 0.2}  # CPU time per env step, roughly
     return sorted(specs, key=lambda s: -s.total_steps * cost[s.agent])  # the longest first: the pool ends sooner
@@ -376,9 +368,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
                                    "normalize_value_loss", "target_kl", "persistence") if k in ours}
     lines += [
         f"`{ENV}` (Bakker 2002): a signal at the start of a corridor of length N says which arm of the T at "
-        "its end pays (+4; the other arm -0.1; bumping into a wall costs nothing but time: the env's -0.1 for it "
-        "is weighted 0 for every label, `WEIGHTS` in `scripts/experiments/tmaze.py` says why). The shortest "
-        "episode takes N + 1 "
+        "its end pays (+4; the other arm -0.1, bumping into a wall -0.1). The shortest episode takes N + 1 "
         f"steps; a memory-less policy succeeds in half the episodes at best. {N_ENVS} envs per run; the same "
         "env-step budget per N for every label (see the table). `lstm-rl`: the defaults of "
         f"`agents/hyperparams/lstm-rl.yml`, i.e. `{json.dumps(shown)}`. `recurrent-ppo` (sb3-contrib) and "
