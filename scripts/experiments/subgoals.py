@@ -2,9 +2,9 @@
 
 `StartGoalNav-v0` on two obstacle layouts (`u`, `rooms`), evaluated on *far* pairs (`far_pairs=True`:
 the straight start→goal segment is blocked, the shortest path is a detour). Layouts left out, because
-there the flat executor alone (with `stuck_escape`, below) reaches so many far pairs that +0.30 over it
-cannot be shown: the one-bar `wall` (0.85, mean of 5 seeds at 40k steps, in the results this experiment
-committed from code at 3eb9673) and `zigzag`, an S-shaped corridor where many far pairs need two turns
+there the flat executor alone reaches so many far pairs that +0.30 over it cannot be shown: the one-bar
+`wall` (0.85, mean of 5 seeds at 40k steps and before `stuck_escape`, below, in the results this
+experiment committed from code at 3eb9673) and `zigzag` (with `stuck_escape`), an S-shaped corridor where many far pairs need two turns
 (0.90 on seed 0, against 0.995 for `k3-h9` and 0.25 for `sac`: this command with `zigzag` added, at
 commit 14e2b34, stopped after that seed's two runs). Every
 agent gets the same 80k env steps on the same training env: uniformly random start–goal pairs
