@@ -48,6 +48,11 @@ LAYOUTS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
     ),
     # two walls, one from the bottom edge and one from the top, each leaving a gap of 0.2: an S-shaped corridor
     "zigzag": ((0.31, 0.0, 0.35, 0.8), (0.65, 0.2, 0.69, 1.0)),
+    # two full-height walls, each with one doorway 0.12 wide: low in the left one, high in the right one
+    "doors": (
+        (0.31, 0.00, 0.35, 0.18), (0.31, 0.30, 0.35, 1.00),
+        (0.65, 0.00, 0.69, 0.70), (0.65, 0.82, 0.69, 1.00),
+    ),
 }
 
 #: Extra clearance (beyond ``agent_radius``) of planned paths and of sampled start/goal points.
@@ -68,7 +73,8 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
     | ``"wall"`` (default) | a wall ``x ∈ [0.48, 0.52]`` from the bottom edge up to ``y = 0.72`` |
     | ``"u"`` | a U open at the top: bar ``y ∈ [0.25, 0.29]`` and arms ``x ∈ [0.25, 0.29]``, ``[0.71, 0.75]`` up to ``y = 0.75`` |
     | ``"rooms"`` | four rooms: walls along ``x = 0.5`` and ``y = 0.5`` (0.04 thick), one doorway 0.12 wide in each half-wall |
-| ``"zigzag"`` | an S-shaped corridor: walls ``x ∈ [0.31, 0.35]`` from the bottom edge up to ``y = 0.8`` and ``x ∈ [0.65, 0.69]`` from the top edge down to ``y = 0.2`` |
+    | ``"zigzag"`` | an S-shaped corridor: walls ``x ∈ [0.31, 0.35]`` from the bottom edge up to ``y = 0.8`` and ``x ∈ [0.65, 0.69]`` from the top edge down to ``y = 0.2`` |
+    | ``"doors"`` | three strips: full-height walls ``x ∈ [0.31, 0.35]`` with a doorway at ``y ∈ [0.18, 0.30]`` and ``x ∈ [0.65, 0.69]`` with one at ``y ∈ [0.70, 0.82]`` |
 
     The agent is a square of half-width ``agent_radius``: its centre may not enter an obstacle
     grown by ``agent_radius`` nor leave ``[agent_radius, 1 − agent_radius]²``.
@@ -140,7 +146,7 @@ class StartGoalNavEnv(VectorRewardMixin, RenderMixin, gym.Env):
 
     | kwarg | default | allowed |
     |---|---|---|
-    | ``layout`` | ``"wall"`` | ``"open"``, ``"wall"``, ``"u"``, ``"rooms"``, ``"zigzag"`` |
+    | ``layout`` | ``"wall"`` | ``"open"``, ``"wall"``, ``"u"``, ``"rooms"``, ``"zigzag"``, ``"doors"`` |
     | ``far_pairs`` | False | bool, or the share of resets that draw a far pair (a float in [0, 1]); not with ``"open"`` |
     | ``max_speed`` | 0.05 | [0.001, 0.25] (displacement per step and axis) |
     | ``goal_radius`` | 0.05 | [0.005, 0.25] |

@@ -359,7 +359,8 @@ def _follow_planner(un, env):
 
 @pytest.mark.parametrize(
     "layout, far",
-    [("open", False), ("wall", True), ("u", True), ("rooms", True), ("rooms", False), ("zigzag", True)],
+    [("open", False), ("wall", True), ("u", True), ("rooms", True), ("rooms", False), ("zigzag", True),
+     ("doors", True)],
 )
 def test_nav_planner_following_reaches_the_goal(layout, far):
     env = gym.make(NAV, layout=layout, far_pairs=far)
@@ -376,7 +377,7 @@ def test_nav_planner_following_reaches_the_goal(layout, far):
     assert max(ratios) <= 1.0 + 1e-6 and np.mean(ratios) > 0.7
 
 
-@pytest.mark.parametrize("layout", ["wall", "u", "rooms", "zigzag"])
+@pytest.mark.parametrize("layout", ["wall", "u", "rooms", "zigzag", "doors"])
 def test_nav_far_pairs_are_blocked(layout):
     env = gym.make(NAV, layout=layout, far_pairs=True)
     un = env.unwrapped
@@ -418,7 +419,7 @@ def test_nav_shortest_paths_are_exact_and_free():
     assert math.isclose(un.shortest_path_length(a, b), expect, rel_tol=1e-9)
     assert math.isclose(un.shortest_path_length(a, np.array([0.3, 0.5])), np.linalg.norm([0.1, 0.4]))
     assert un.shortest_path_length(a, np.array([0.5, 0.3])) == math.inf  # inside the wall
-    for layout in ("u", "rooms", "zigzag"):
+    for layout in ("u", "rooms", "zigzag", "doors"):
         env = gym.make(NAV, layout=layout)
         un = env.unwrapped
         env.reset(seed=1)
