@@ -1,10 +1,13 @@
 """``subgoals``: learned subgoal chains vs the flat executor vs SAC + HER on far start–goal pairs (issue 8).
 
-`StartGoalNav-v0` on two obstacle layouts (`u`, `rooms`), evaluated on *far* pairs (`far_pairs=True`:
-the straight start→goal segment is blocked, the shortest path is a detour). Layouts left out, because
-there the flat executor alone reaches so many far pairs that +0.30 over it cannot be shown: the one-bar
-`wall` (0.85, mean of 5 seeds at 40k steps and before `stuck_escape`, below, in the results this
-experiment committed from code at 3eb9673) and `zigzag` (with `stuck_escape`), an S-shaped corridor where many far pairs need two turns
+`StartGoalNav-v0` on three obstacle layouts (`u`, `rooms`, `doors`), evaluated on *far* pairs
+(`far_pairs=True`: the straight start→goal segment is blocked, the shortest path is a detour). `doors`
+is three strips between two full-height walls whose doorways (0.12 wide) sit low in the left wall and
+high in the right one, so a pair from the left strip to the right one needs an S through both, away
+from the goal at first. Layouts left out, because there the flat executor alone reaches so many far
+pairs that +0.30 over it cannot be shown: the one-bar `wall` (0.85, mean of 5 seeds at 40k steps and
+before `stuck_escape`, below, in the results this experiment committed from code at 3eb9673) and
+`zigzag` (with `stuck_escape`), an S-shaped corridor whose gaps (0.2) lie against the plane's edges
 (0.90 on seed 0, against 0.995 for `k3-h9` and 0.25 for `sac`: this command with `zigzag` added, at
 commit 14e2b34, stopped after that seed's two runs). Every
 agent gets the same 80k env steps on the same training env: uniformly random start–goal pairs
@@ -69,10 +72,10 @@ from experiments.common import (
 )
 from experiments.pendulum_dpg import build_config, run_dir
 
-DESCRIPTION = "subgoal chains through a learned evaluator vs flat executor vs SAC+HER on far pairs, layouts u and rooms, 5 seeds"
+DESCRIPTION = "subgoal chains through a learned evaluator vs flat executor vs SAC+HER on far pairs, layouts u, rooms, doors, 5 seeds"
 NAME = "subgoals"
 ENV = "mirabilis/StartGoalNav-v0"
-LAYOUTS = ("u", "rooms")
+LAYOUTS = ("u", "rooms", "doors")
 SEEDS = range(5)
 TOTAL_STEPS = 80_000
 #: the env's reward channels (reached, step_cost, collision) as every label is trained on them: a stopped move
@@ -306,9 +309,10 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
             lines += [f"## Generated subgoal chains, `{layout}`", "",
                       "First chains the generators produce for 8 evaluation pairs (seed 0): start ■, subgoals ◆, goal ●.",
                       "", f"![chains]({f'chains_{layout}.png'})", ""]
-    gif = _episode_gif(result, out_dir, layouts[0] if layouts else "wall")
+    gif = next(filter(None, (_episode_gif(result, out_dir, layout) for layout in layouts)), None)
     if gif:
-        lines += ["## An episode", "", f"`subgoal-c-m/k2`, seed {gif[1]}, subgoals drawn as numbered diamonds:", "",
+        lines += ["## An episode", "", f"`subgoal-c-m/k2` on `{gif[2]}`, seed {gif[1]}, subgoals drawn as numbered "
+                  "diamonds:", "",
                   f"![episode]({gif[0]})", ""]
     rows = [[r["label"], r["seed"], _num(r, "success_rate"), _num(r, "path_ratio"), _num(r, "evaluator_corr"),
              "failed" if r.get("error") else ""] for r in result.runs]
@@ -396,6 +400,8 @@ def _plot_chains(result: ExperimentResult, path: Path, layout: str) -> bool:
 
 
 def _episode_gif(result: ExperimentResult, out_dir: Path, layout: str):
+    """Three far-pair episodes of the best seed's ``k2`` on ``layout``; None where its checkpoint is not on disk
+    (runs reused by ``--resume`` on another checkout), so that the caller tries the next layout."""
     import gymnasium as gym
 
     from agents.persistence import load_agent
@@ -431,4 +437,4 @@ def _episode_gif(result: ExperimentResult, out_dir: Path, layout: str):
     env.close()
     name = "episode_subgoals.gif"
     write_video(frames, out_dir / name, fps=10)
-    return name, best["seed"]
+    return name, best["seed"], layout
