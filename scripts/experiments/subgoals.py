@@ -18,15 +18,7 @@ reward with its collision channel weighted in for every label (`weights=[1, 1, 1
 * **`subgoal-c-m`** — one training run per (layout, seed): the DPG executor C with HER, the
   evaluator E learned from what C's own attempts cost (`evaluator_target: attempts`: steps to a
   target reached within 30, else 60), and a feed-forward generator that guides the training
-  episodes after 5k steps with 0, 1 or 2 subgoals (drawn per episode, `mixed_chains`); on `doors`
-  the generator that guides training is the full agent's (3 subgoals, 9 hypotheses, so 0 to 3 per
-  episode: `TRAIN_GENERATOR`). Guided by the 2-subgoal one there, `k3-h9` missed on 2 of 5 seeds
-  (0.85 and 0.60; this command at commit 5c9283e): its chains, trained through E after training,
-  routed pairs bound for the right-hand strip round the lower end of the right wall, which is
-  closed, but which E rated cheap (a look at seed 4's chains, uncommitted), likely because no
-  training episode had been sent there to show it otherwise; guided by the generator it is
-  judged on, C's own attempts can correct E where that generator leads. It costs about twice the CPU time per run, so `u` and `rooms` keep the
-  2-subgoal guide of the runs above (not rerun with it). C also
+  episodes after 5k steps with 0, 1 or 2 subgoals (drawn per episode, `mixed_chains`). C also
   sees `desired − achieved` (`relative_goal`), and its actor pays HER's action penalty
   (`action_l2`). Execution (training and evaluation alike): subgoals stay 0.05 from the plane's
   edges (`subgoal_margin`); after a subgoal is reached, the rest of the old chain is kept where E
@@ -100,9 +92,6 @@ VARIANTS = (("flat", 0, "feedforward", 1), ("subgoal-c-m/k1", 1, "feedforward", 
 #: the variant the target is judged on (the issue's `subgoal-c-m`); the others show what each part adds
 HEADLINE = ("subgoal-c-m/k3-h9", "subgoal-c-m/recurrent-h9")
 SHARED = "subgoal-c-m (shared C and E)"
-#: per layout, the generator that guides the training episodes when it is not the YAML's (2 subgoals, one
-#: hypothesis); the module docstring says why `doors` has the headline one
-TRAIN_GENERATOR = {"doors": {"n_subgoals": 3, "generator_hypotheses": 9}}
 SAC_HP = {"learning_starts": 1000, "gamma": 0.98, "policy_kwargs": {"net_arch": [128, 128]},
           "replay_buffer_kwargs": {"n_sampled_goal": 4, "goal_selection_strategy": "future", "copy_info_dict": True}}
 QUICK_SUB_HP = {"learning_starts": 150, "subgoal_starts": 300, "net_arch": [32, 32], "evaluator_net_arch": [32, 32],
@@ -123,8 +112,7 @@ def plan(quick: bool) -> list[RunSpec]:
     for seed in SEEDS:  # agents interleaved: the two runs sharing the machine at a time are of different agents
         for layout in LAYOUTS:
             kwargs = {"layout": layout, "far_pairs": TRAIN_FAR_PAIRS, "weights": WEIGHTS}
-            specs += [RunSpec(f"{SHARED}@{layout}", "subgoal-c-m", ENV, seed, TOTAL_STEPS, kwargs,
-                              dict(TRAIN_GENERATOR.get(layout, {})), dict(opts)),
+            specs += [RunSpec(f"{SHARED}@{layout}", "subgoal-c-m", ENV, seed, TOTAL_STEPS, kwargs, {}, dict(opts)),
                       RunSpec(f"sac@{layout}", "sac", ENV, seed, TOTAL_STEPS, kwargs, dict(SAC_HP), dict(opts))]
     return specs
 
@@ -237,7 +225,7 @@ def run(spec: RunSpec, out_dir: Path) -> dict:
         metrics.update(report, n_subgoals=k, generator=kind, generator_hypotheses=hypotheses, **common)
         if label == "flat":
             metrics.update(curve_steps=curve.steps, curve_success=curve.flat)
-        elif label == "subgoal-c-m/k2":  # the curve of the generator that guided training (TRAIN_GENERATOR)
+        elif label == "subgoal-c-m/k2":  # the generator that guided training (k = 2, feed-forward)
             metrics.update(curve_steps=curve.steps, curve_success=curve.success)
         variants[label] = metrics
         model.save(folder / "checkpoints" / f"{slug(label)}.safetensors")
@@ -314,8 +302,7 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
     lines.append("")
     if _plot_curves(result, out_dir / "curves.png", layouts):
         lines += ["## Learning curves", "", ("Success on 20 far pairs during training (mean ± sd over seeds): "
-                  "`training generator` is the one that guided the training episodes (2 subgoals; on `doors` 3 with 9 "
-                  "hypotheses), `flat` the same executor without subgoals."), "",
+                  "`subgoal-c-m/k2` is the training-time generator; `flat` the same executor without subgoals."), "",
                   "![curves](curves.png)", ""]
     for layout in layouts:
         if _plot_chains(result, out_dir / f"chains_{layout}.png", layout):
@@ -355,7 +342,7 @@ def _plot_curves(result: ExperimentResult, path: Path, layouts) -> bool:
             n = min(len(c["curve_success"]) for c in curves)
             steps = np.asarray(curves[0]["curve_steps"][:n])
             values = np.asarray([c["curve_success"][:n] for c in curves])
-            ax.plot(steps, values.mean(0), label="training generator" if label == "subgoal-c-m/k2" else label)
+            ax.plot(steps, values.mean(0), label=label)
             ax.fill_between(steps, values.mean(0) - values.std(0), values.mean(0) + values.std(0), alpha=0.2)
             drawn = True
         ax.set_title(f"layout {layout}")
