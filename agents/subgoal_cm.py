@@ -89,6 +89,12 @@ Gymnasium env with ``observation`` / ``achieved_goal`` / ``desired_goal`` and ``
    exploration noise moves it on, so training episodes are not changed. A stopped move on the step
    C's target changes (a subgoal reached, a budget spent, a fresh chain) is not followed by one: the
    new command is a new input, so C's next move is not a repeat of the stopped one.
+   A fifth, ``replan_full_chain``, also only when acting outside training: when a subgoal's budget runs
+   out, the fresh chain has ``n_subgoals`` subgoals again rather than the ``m`` still to go (as
+   ``replan_goal_leg`` does at ``m = 0``). A leg fails most often late in the chain, with ``m = 1`` left,
+   where one subgoal cannot both lead C round the corner it stuck at and on to the goal (on ``doors``,
+   C below a doorway's edge was sent straight at the far strip again instead of up into the doorway
+   first). Training episodes are not changed by it, so its effect is measured on the same training runs.
 
 Per-env execution state lives in the ``state`` array that :meth:`SubgoalCM.predict` returns and
 takes back, ``[m, steps on the current subgoal, m subgoals …, stopped moves in a row towards the
@@ -203,6 +209,12 @@ class AttemptLog:
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx = self.rng.integers(0, self.size, n)
+        return self.start[idx], self.target[idx], self.cost[idx]
+
+    def latest(self, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The most recently added ``share`` of the rows (the log is a ring: row ``pos - 1`` is the newest)."""
+        n = max(1, int(round(self.size * share))) if self.size else 0
+        idx = (self.pos - n + np.arange(n)) % self.capacity
         return self.start[idx], self.target[idx], self.cost[idx]
 
 
@@ -341,8 +353,8 @@ class SubgoalCM(MirabilisAlgorithm):
     subgoals) · ``subgoal_margin`` (share of the goal box kept free at each side) ·
     ``subgoal_radius`` (None: the env's success test decides that a subgoal is reached) ·
     ``mixed_chains`` (training episodes draw their chain length from ``0 … n_subgoals``) ·
-    ``keep_remaining_chain`` · ``avoid_failed_subgoal`` · ``replan_goal_leg`` · ``stuck_escape`` (execution
-    options, module doc, step 4; all off by default, as in 1991).
+    ``keep_remaining_chain`` · ``avoid_failed_subgoal`` · ``replan_goal_leg`` · ``stuck_escape`` ·
+    ``replan_full_chain`` (execution options, module doc, step 4; all off by default, as in 1991).
     *Executor* (passed to :class:`agents.dpg.DPG`, which validates them): ``learning_rate``,
     ``buffer_size``, ``learning_starts``, ``batch_size``, ``gamma``, ``tau``, ``train_freq``,
     ``gradient_steps``, ``action_noise_std``, ``net_arch``, ``her_n_sampled_goal``,
@@ -379,6 +391,7 @@ class SubgoalCM(MirabilisAlgorithm):
         avoid_failed_subgoal: bool = False,
         replan_goal_leg: bool = False,
         stuck_escape: bool = False,
+        replan_full_chain: bool = False,
         # 1. the executor C (DPG with HER)
         learning_rate: float = 1e-3,
         buffer_size: int = 200_000,
@@ -439,7 +452,7 @@ class SubgoalCM(MirabilisAlgorithm):
         _check(isinstance(mixed_chains, bool), "mixed_chains", "must be true or false", mixed_chains)
         for name, value in (("keep_remaining_chain", keep_remaining_chain),
                             ("avoid_failed_subgoal", avoid_failed_subgoal), ("replan_goal_leg", replan_goal_leg),
-                            ("stuck_escape", stuck_escape)):
+                            ("stuck_escape", stuck_escape), ("replan_full_chain", replan_full_chain)):
             _check(isinstance(value, bool), name, "must be true or false", value)
         _check(0 < evaluator_expectile < 1, "evaluator_expectile", "must be in (0, 1)", evaluator_expectile)
         _check(0 < evaluator_tau <= 1, "evaluator_tau", "must be in (0, 1]", evaluator_tau)
@@ -474,6 +487,7 @@ class SubgoalCM(MirabilisAlgorithm):
         self.avoid_failed_subgoal = avoid_failed_subgoal
         self.replan_goal_leg = replan_goal_leg
         self.stuck_escape = stuck_escape
+        self.replan_full_chain = replan_full_chain
         self._escape_rng = np.random.default_rng(seed)
         self.learning_starts, self.her_terminal_channel = learning_starts, her_terminal_channel
         self.evaluator_lr, self.evaluator_batch_size = evaluator_lr, evaluator_batch_size
@@ -754,6 +768,32 @@ class SubgoalCM(MirabilisAlgorithm):
             losses.append(loss.item())
         return float(np.mean(losses))
 
+    def refit_evaluator(self, share: float = 0.5, updates: int = 2000) -> float:
+        """``evaluator_target="attempts"``, after training: ``updates`` more regression steps of E (fresh Adam at
+        ``evaluator_lr``) on only the latest ``share`` of C's attempts, with no env steps; the mean loss of the last
+        100. Over a run the log keeps the failures of a C that could not yet do what it does at the end, and E fit
+        on all of them rates what C learned late as if it still failed (on ``doors``, seed 4 of ``results/subgoals``
+        at a509ef5: moving up the middle strip, which the final C did on 40 of 40 pairs, read 38 steps, and the
+        chains went round it, through a closed wall that E rated no dearer)."""
+        if self.evaluator_target_kind != "attempts":
+            raise ValueError(f"refit_evaluator needs evaluator_target='attempts', not {self.evaluator_target_kind!r}")
+        _check(isinstance(share, (int, float)) and 0 < share <= 1, "share", "must be in (0, 1]", share)
+        _check(_is_int(updates) and updates >= 1, "updates", "must be an int >= 1", updates)
+        start, target, cost = (torch.as_tensor(x) for x in self._attempts.latest(share))
+        if len(cost) < self.evaluator_batch_size:
+            raise ValueError(f"refit_evaluator: {len(cost)} attempts in the latest share {share} of C's log, fewer "
+                             f"than evaluator_batch_size ({self.evaluator_batch_size}); train longer first")
+        optimizer = torch.optim.Adam(self.evaluator.parameters(), lr=self.evaluator_lr)
+        losses = []
+        for _ in range(updates):
+            idx = torch.as_tensor(self._rng.integers(0, len(cost), self.evaluator_batch_size))
+            loss = (self.evaluator(self._scaled(start[idx]), self._scaled(target[idx])) - cost[idx]).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return float(np.mean(losses[-100:]))
+
     def _end_attempts(self, dones: np.ndarray, infos: list[dict]) -> None:
         """Episodes that ended: an attempt at the goal that reached it is complete, any other is cut short."""
         for i in np.flatnonzero(dones):
@@ -866,11 +906,12 @@ class SubgoalCM(MirabilisAlgorithm):
         return 2 + max(self.n_subgoals, 1) * self.goal_dim + 1 + self.goal_dim
 
     def _advance(self, obs: dict[str, np.ndarray], state: np.ndarray, active: bool,
-                 log: AttemptLog | None = None, mixed: bool = False) -> np.ndarray:
+                 log: AttemptLog | None = None, mixed: bool = False, training: bool = False) -> np.ndarray:
         """Update the per-env execution state in place for observations ``obs``; return the commanded goals.
 
         ``log`` (training) records C's attempts; ``mixed`` draws each new episode's chain length
-        uniformly from ``0 … n_subgoals`` instead of always ``n_subgoals``."""
+        uniformly from ``0 … n_subgoals`` instead of always ``n_subgoals``; ``training`` turns off the options
+        that act only outside training (``replan_full_chain``)."""
         achieved = np.asarray(obs["achieved_goal"], np.float32).reshape(len(state), -1)
         goal = np.asarray(obs["desired_goal"], np.float32).reshape(len(state), -1)
         d = self.goal_dim
@@ -911,6 +952,8 @@ class SubgoalCM(MirabilisAlgorithm):
                 for i in np.flatnonzero(out):
                     log.close(int(i), reached=False, point=achieved[i])
             state[out, 1] = state[out, stopped_col] = 0
+            if self.replan_full_chain and not training:  # a fresh chain of n_subgoals (module doc, step 4)
+                state[out, 0] = self.n_subgoals
             self._replan(state, out, achieved, goal, avoid_failed=self.avoid_failed_subgoal)
         if active and self.replan_goal_leg and self.n_subgoals > 0:  # the goal itself gets a budget too
             stalled = (state[:, 0] == 0) & (state[:, 1] >= self.subgoal_budget)
@@ -958,7 +1001,8 @@ class SubgoalCM(MirabilisAlgorithm):
         if self._train_state is None or self._train_state.shape != (n, self._state_width()):
             self._train_state = np.full((n, self._state_width()), np.nan, np.float32)
         active = self.n_subgoals > 0 and self.executor.num_timesteps >= self.subgoal_starts and self._hrl_updates > 0
-        commanded = self._advance(obs, self._train_state, active, log=self._attempts, mixed=self.mixed_chains)
+        commanded = self._advance(obs, self._train_state, active, log=self._attempts, mixed=self.mixed_chains,
+                                  training=True)
         return self._with_goal(obs, commanded)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):

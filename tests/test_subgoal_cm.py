@@ -280,6 +280,31 @@ def test_replan_goal_leg_gives_the_goal_a_budget_too(replan):
     assert calls == ([1, 1] if replan else [1])
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_replan_full_chain_plans_n_subgoals_again_after_a_failed_leg_but_only_when_acting(full):
+    model = SubgoalCM(nav(), seed=0, **{**SMALL, "n_subgoals": 2, "subgoal_budget": 3, "replan_full_chain": full})
+    calls = []
+
+    def fake_plan(start, goal, m=None, avoid=None):  # chains of m points off the line
+        calls.append(m)
+        return np.array([[[0.3, 0.5], [0.6, 0.3]][-m:]] * len(start), np.float32)
+
+    model.plan = fake_plan
+    goal = [0.9, 0.5]
+    for training in (False, True):
+        calls.clear()
+        state = np.full((1, model._state_width()), np.nan, np.float32)
+        model._advance(_line_obs(0.1, goal), state, True, training=training)
+        model._advance(_line_obs(0.3, goal), state, True, training=training)  # s_1 reached: m = 1 to go
+        assert state[0, 0] == 1
+        for _ in range(3):  # s_2 not reached in the budget of 3 steps: a fresh chain from here
+            commanded = model._advance(_line_obs(0.45, goal), state, True, training=training)
+        again = full and not training  # training episodes are unchanged by the option
+        assert calls == [2, 1, 2 if again else 1]
+        assert state[0, 0] == (2 if again else 1) and state[0, 1] == 1
+        np.testing.assert_allclose(commanded[0], [0.3, 0.5] if again else [0.6, 0.3])
+
+
 @pytest.mark.parametrize("escape", [False, True])
 def test_stuck_escape_replaces_the_move_after_a_stopped_one_by_a_random_action(escape):
     env = nav(layout="wall")
@@ -372,9 +397,9 @@ def test_E_fitted_on_C_s_attempts_learns_and_mixed_chains_vary_the_chain_length(
     lengths = set()
     original = model._advance
 
-    def spy(obs, state, active, log=None, mixed=False):
+    def spy(obs, state, active, log=None, mixed=False, **kwargs):
         fresh = np.isnan(state[:, 0]).copy()
-        out = original(obs, state, active, log=log, mixed=mixed)
+        out = original(obs, state, active, log=log, mixed=mixed, **kwargs)
         lengths.update(int(v) for v in state[fresh, 0] if active)
         return out
 
@@ -387,6 +412,27 @@ def test_E_fitted_on_C_s_attempts_learns_and_mixed_chains_vary_the_chain_length(
     costs = model._attempts.cost[:len(model._attempts)]
     assert np.all((costs >= 1) & (costs <= model.cost_cap))
     assert model.executor.policy.features_dim == 8  # achieved, desired, observation and desired - achieved
+
+
+def test_refit_evaluator_follows_the_latest_attempts_and_rejects_what_it_cannot_use():
+    model = SubgoalCM(nav(), seed=0, **{**SMALL, "evaluator_target": "attempts"})
+    log, rng = model._attempts, np.random.default_rng(0)
+    start = rng.uniform(0.05, 0.95, (400, 2)).astype(np.float32)
+    target = np.clip(start + rng.uniform(-0.1, 0.1, (400, 2)), 0, 1).astype(np.float32)
+    log._add(start, target, np.full(400, 60.0, np.float32))  # early on C failed these legs ...
+    log._add(start[:200], target[:200], np.full(200, 3.0, np.float32))  # ... lately it reaches them in 3 steps
+    np.testing.assert_array_equal(log.latest(1 / 3)[2], 3.0)
+    model._fit_attempts(300)  # E fit on the whole log sits between the two
+    assert model.evaluate_cost(start[:200], target[:200]).mean() > 20
+    model.refit_evaluator(share=1 / 3, updates=300)
+    assert model.evaluate_cost(start[:200], target[:200]).mean() < 8
+    for share in (0, 1.5, "half"):
+        with pytest.raises(ValueError, match="share"):
+            model.refit_evaluator(share=share)
+    with pytest.raises(ValueError, match="fewer than evaluator_batch_size"):
+        model.refit_evaluator(share=0.01)
+    with pytest.raises(ValueError, match="attempts"):
+        SubgoalCM(nav(), seed=0, **SMALL).refit_evaluator()
 
 
 def test_relative_goal_appends_where_the_goal_lies_from_here():
@@ -438,7 +484,7 @@ def test_save_load_round_trip(tmp_path):
     ("evaluator_net_arch", []), ("generator_net_arch", [8, -1]), ("evaluator_lr", -1.0), ("hrl_train_freq", 0),
     ("batch_size", 0), ("evaluator_target", "mc"), ("subgoal_radius", 0.0), ("generator_hypotheses", 0),
     ("generator_hypotheses", 65), ("keep_remaining_chain", 1), ("avoid_failed_subgoal", "yes"),
-    ("replan_goal_leg", None), ("stuck_escape", "on"), ("action_l2", -0.5),
+    ("replan_goal_leg", None), ("stuck_escape", "on"), ("replan_full_chain", 1), ("action_l2", -0.5),
 ])
 def test_bad_hyperparameters_are_named(key, value):
     with pytest.raises(ValueError, match=key):
