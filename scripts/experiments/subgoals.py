@@ -313,6 +313,18 @@ def report(result: ExperimentResult, out_dir: Path) -> None:
                   markdown_table(["label", "success rate (far pairs)", "worst seed",
                                   "without `replan_full_chain` (worst)", "E not refit (worst)", "path ÷ shortest",
                                   "evaluator corr", "evaluator error (steps)", "seeds"], rows), ""]
+    older = {}  # runs reused with --resume from code before refit_evaluator and replan_full_chain
+    for run in result.runs:
+        if run["label"].startswith(f"{HEADLINE[0]}@") and run["metrics"] and \
+                "success_without_refit" not in run["metrics"]:
+            older.setdefault(run["label"].split("@")[1], []).append(str(run["seed"]))
+    if older:
+        lines += ["**Runs from older code.** " + "; ".join(f"`{lay}` seed{'s' if len(s) > 1 else ''} {', '.join(s)}"
+                                                          for lay, s in older.items()) +
+                  ": reused with `--resume` from this experiment's runs at commit a509ef5, made before "
+                  "`refit_evaluator` and `replan_full_chain` (training is the same; evaluation had neither), so "
+                  "their \"without\" columns are empty and they count in the rows above as they were then. "
+                  "`python scripts/reproduce.py subgoals` without `--resume` runs them again.", ""]
     lines += ["## Target", "",
               "`subgoal-c-m` ≥ 0.90 success on far pairs on every seed, at least 0.30 above `flat` (mean), judged on "
               f"{' and '.join(f'`{h}`' for h in HEADLINE)} (the full agent: k = 3 with 9 hypotheses); the other "
